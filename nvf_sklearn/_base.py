@@ -1,0 +1,440 @@
+"""The shared estimator template: every public method, written once.
+
+Subclasses only build their torch module (``_build_module``) and may warm-start
+it (``_initialize_module``). Everything else derives from one primitive, the
+``(n, K)`` matrix ``_log_joint(X) = log pi_k + log p(x | k)`` in the user's
+units, as in scikit-learn's ``BaseMixture``: ``score_samples`` is its
+logsumexp, ``predict_proba`` its softmax, ``predict_cluster`` its argmax, so
+they can never disagree.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
+from ._device import resolve_device, torch_dtype
+from ._engine.initialization import initialize_parameters
+from ._engine.training import TrainingConfig, train
+from ._standardization import location_scale
+
+#: Rows times latent states scored per chunk: bounds scoring memory for any n.
+SCORE_CHUNK_ELEMENTS = 1 << 16
+_SEED_RANGE = 2**31 - 1
+
+
+class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
+    """Template for flow density estimators; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "n_hidden_layers": [Interval(Integral, 1, None, closed="left")],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "tail_bound": [Interval(Real, 0, None, closed="neither")],
+        "lu_linear": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_layers,
+        hidden_size,
+        n_hidden_layers,
+        n_bins,
+        tail_bound,
+        lu_linear,
+        max_epochs,
+        batch_size,
+        learning_rate,
+        validation_fraction,
+        patience,
+        dtype,
+        device,
+        random_state,
+        verbose,
+    ):
+        self.n_layers = n_layers
+        self.hidden_size = hidden_size
+        self.n_hidden_layers = n_hidden_layers
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.lu_linear = lu_linear
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _build_module(self, n_features: int) -> torch.nn.Module:
+        """Return the untrained density model (the protocol of ``_engine.density``)."""
+
+    def _check_training_data(self, X: np.ndarray) -> None:
+        """Raise a ValueError naming the remedy if X cannot support this model."""
+
+    def _initialize_module(self, module, Z: np.ndarray, rng: np.random.RandomState) -> None:
+        """Warm-start ``module`` from the standardised training data (optional)."""
+
+    def _set_fitted_attributes(self, module) -> None:
+        """Store model-specific fitted attributes after training (optional)."""
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the density model to X by maximum likelihood with early stopping.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. A fraction ``validation_fraction`` of the rows is
+            held out for early stopping and model selection.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows in the likelihood.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        saved_state = dict(self.__dict__)
+        try:
+            return self._fit(X, sample_weight)
+        except BaseException:
+            # Bad input or a failed fit leaves a previously fitted model intact.
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+
+    def _fit(self, X, sample_weight):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if not sample_weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+        self._check_training_data(X)
+        rng = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        dtype = torch_dtype(self.dtype)
+
+        train_rows, validation_rows = self._split_rows(X.shape[0], rng)
+        location, scale = location_scale(X[train_rows])
+        Z = (X - location) / scale
+
+        module = self._build_module(X.shape[1]).to(dtype)
+        initialize_parameters(module, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
+        self._initialize_module(module, Z[train_rows], rng)
+        module.to(device)
+
+        def tensor(array):
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
+
+        weights = sample_weight / sample_weight[train_rows].mean()
+        has_validation = validation_rows.size > 0
+        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
+        result = train(
+            module,
+            tensor(Z[train_rows]),
+            tensor(weights[train_rows]),
+            tensor(Z[validation_rows]) if has_validation else None,
+            tensor(weights[validation_rows]) if has_validation else None,
+            self._training_config(),
+            generator,
+        )
+
+        self.module_ = module
+        self.device_ = str(device)
+        self.location_ = location
+        self.scale_ = scale
+        self._log_det_standardization = -float(np.log(scale).sum())
+        self._sampling_random_state = np.random.RandomState(rng.randint(_SEED_RANGE))
+        self.n_iter_ = result.n_epochs
+        self.best_epoch_ = result.best_epoch
+        self.converged_ = result.stop_reason == "early_stopping"
+        self.loss_curve_ = [loss - self._log_det_standardization for loss in result.train_loss]
+        self.validation_scores_ = (
+            [self._log_det_standardization - loss for loss in result.validation_loss]
+            if has_validation
+            else []
+        )
+        self.best_validation_score_ = (
+            self._log_det_standardization - result.best_loss if has_validation else None
+        )
+        self._set_fitted_attributes(module)
+        self._warn_about_training(result)
+        return self
+
+    def _split_rows(self, n_samples: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        n_validation = min(int(math.floor(self.validation_fraction * n_samples)), n_samples - 1)
+        order = rng.permutation(n_samples)
+        return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            verbose=self.verbose,
+        )
+
+    def _warn_about_training(self, result) -> None:
+        name = type(self).__name__
+        if result.stop_reason == "diverged":
+            warnings.warn(
+                f"{name}: training diverged (non-finite loss) {result.n_recoveries} times and was "
+                f"stopped; the model from epoch {result.best_epoch} is kept. Lower learning_rate, "
+                "increase tail_bound, or remove extreme outliers from X.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif result.stop_reason == "interrupted":
+            warnings.warn(
+                f"{name}: fit interrupted; the best model so far (epoch {result.best_epoch}) is kept.",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif result.stop_reason == "max_epochs":
+            warnings.warn(
+                f"{name}: training used all max_epochs={self.max_epochs} epochs before early "
+                "stopping; increase max_epochs or learning_rate for a better fit.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if result.n_recoveries and result.stop_reason != "diverged":
+            warnings.warn(
+                f"{name}: {result.n_recoveries} epoch(s) gave a non-finite loss and were rolled "
+                "back with a halved learning rate; consider a lower learning_rate.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    # --------------------------------------------------------------- scoring
+    def _standardize(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return (X - self.location_) / self.scale_
+
+    @torch.no_grad()
+    def _log_joint(self, X) -> np.ndarray:
+        """``log pi_k + log p(x | k)`` of shape (n_samples, n_latent), in X's units."""
+        Z = self._standardize(X)
+        module = self.module_
+        module.eval()
+        reference = next(module.parameters())
+        chunk = max(1, SCORE_CHUNK_ELEMENTS // module.n_states)
+        parts = []
+        for start in range(0, Z.shape[0], chunk):
+            rows = torch.as_tensor(Z[start : start + chunk], dtype=reference.dtype, device=reference.device)
+            parts.append(module.log_joint(rows).cpu().numpy().astype(np.float64))
+        return np.concatenate(parts) + self._log_det_standardization
+
+    def score_samples(self, X):
+        """Exact log-density of each sample, in nats, in the units of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to score.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)``, including the log-Jacobian of the internal
+            standardisation.
+        """
+        return logsumexp(self._log_joint(X), axis=1)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of X (nats per sample): what ``GridSearchCV`` maximises.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to score.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        mean_log_likelihood : float
+            The mean, not the sum, of ``score_samples(X)``.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X):
+        """Exact posterior probability of each latent state given each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to assign.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_latent)
+            ``p(k | x)``; rows sum to one.
+        """
+        log_joint = self._log_joint(X)
+        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+
+    def predict_cluster(self, X):
+        """Most probable latent state of each sample under the exact posterior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to assign.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            ``argmax_k p(k | x)``.
+        """
+        return np.argmax(self._log_joint(X), axis=1)
+
+    def predict(self, X):
+        """Alias of :meth:`predict_cluster`, for scikit-learn compatibility.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to assign.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            ``argmax_k p(k | x)``.
+        """
+        return self.predict_cluster(X)
+
+    def bic(self, X):
+        """Bayesian information criterion on X; lower is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data the criterion is computed on (usually the training data).
+
+        Returns
+        -------
+        bic : float
+            ``-2 * sum log p(x) + n_parameters * log(n_samples)``.
+        """
+        log_likelihood = self.score_samples(X)
+        return float(-2.0 * log_likelihood.sum() + self.n_parameters_ * np.log(len(log_likelihood)))
+
+    def aic(self, X):
+        """Akaike information criterion on X; lower is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data the criterion is computed on (usually the training data).
+
+        Returns
+        -------
+        aic : float
+            ``-2 * sum log p(x) + 2 * n_parameters``.
+        """
+        return float(-2.0 * self.score_samples(X).sum() + 2.0 * self.n_parameters_)
+
+    @property
+    def n_parameters_(self) -> int:
+        """Number of trainable parameters of the fitted model."""
+        check_is_fitted(self)
+        return int(sum(p.numel() for p in self.module_.parameters() if p.requires_grad))
+
+    # -------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed for this call. ``None`` draws from the estimator's own
+            sampling stream, seeded once from ``random_state`` at fit time and
+            advanced on every call: repeated calls give new samples, and the
+            sequence is reproducible.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples in the units of the training data, in random order.
+        y : ndarray of shape (n_samples,)
+            Latent state of each sample.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        stream = self._sampling_random_state if random_state is None else check_random_state(random_state)
+        reference = next(self.module_.parameters())
+        generator = torch.Generator(device=reference.device).manual_seed(int(stream.randint(_SEED_RANGE)))
+        self.module_.eval()
+        chunk = SCORE_CHUNK_ELEMENTS
+        samples, states = [], []
+        for start in range(0, n_samples, chunk):
+            x, k = self.module_.sample(min(chunk, n_samples - start), generator)
+            samples.append(x.cpu().numpy().astype(np.float64))
+            states.append(k.cpu().numpy())
+        X = np.concatenate(samples) * self.scale_ + self.location_
+        return X, np.concatenate(states)
+
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in state:
+            buffer = io.BytesIO()
+            torch.save(state["module_"], buffer)
+            state["module_"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("module_"), bytes):
+            device = state["device_"]
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                warnings.warn(
+                    f"{type(self).__name__} was fitted on {device!r}, which this machine lacks; "
+                    "it is loaded on the CPU.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                device = state["device_"] = "cpu"
+            state["module_"] = torch.load(
+                io.BytesIO(state["module_"]), map_location=device, weights_only=False
+            )
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

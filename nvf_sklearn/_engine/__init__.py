@@ -1,0 +1,1 @@
+"""The pure-PyTorch engine. Nothing here imports scikit-learn."""

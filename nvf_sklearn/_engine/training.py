@@ -1,0 +1,177 @@
+"""The training loop: device-side minibatches, early stopping, best-state restore, NaN guard.
+
+The loop synchronises with the host once per epoch (for the summary and the
+divergence check), never per batch. A non-finite epoch is rolled back to the
+state at its start with a lower learning rate; after ``max_recoveries`` such
+roll-backs the loop stops with the best state seen. ``KeyboardInterrupt``
+also stops with the best state.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class TrainingConfig:
+    max_epochs: int = 200
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    patience: int = 20
+    gradient_clip: float = 5.0
+    #: Cosine decay ends at this fraction of the learning rate.
+    final_lr_fraction: float = 0.01
+    max_recoveries: int = 4
+    eval_batch_size: int = 8192
+    verbose: int = 0
+
+
+@dataclass
+class TrainingResult:
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_loss: float = math.inf
+    n_epochs: int = 0
+    #: ``"early_stopping"``, ``"max_epochs"``, ``"diverged"`` or ``"interrupted"``.
+    stop_reason: str = "max_epochs"
+    n_recoveries: int = 0
+
+
+@torch.no_grad()
+def mean_negative_log_likelihood(
+    module: nn.Module, x: Tensor, weights: Tensor, chunk_size: int
+) -> float:
+    """Exact weighted mean of ``-log p(x)`` in eval mode, scored in chunks."""
+    was_training = module.training
+    module.eval()
+    total = torch.zeros((), dtype=x.dtype, device=x.device)
+    for start in range(0, x.shape[0], chunk_size):
+        log_p = module.log_joint(x[start : start + chunk_size]).logsumexp(dim=-1)
+        total = total - (log_p * weights[start : start + chunk_size]).sum()
+    module.train(was_training)
+    return (total / weights.sum()).item()
+
+
+def _cosine_lr(config: TrainingConfig, epoch: int) -> float:
+    progress = epoch / max(config.max_epochs - 1, 1)
+    floor = config.final_lr_fraction
+    return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _snapshot(module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    return copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+
+def _all_finite(module: nn.Module) -> bool:
+    flags = [torch.isfinite(p).all() for p in module.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _run_epoch(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    weights: Tensor,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    epoch: int,
+) -> float:
+    module.train()
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator, device=x.device)
+    n_batches = math.ceil(n / config.batch_size)
+    total = torch.zeros((), dtype=x.dtype, device=x.device)
+    for step in range(n_batches):
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
+        progress = min((epoch + step / n_batches) / max(config.max_epochs, 1), 1.0)
+        loss_rows = module.training_loss(x[index], generator, progress)
+        batch_weights = weights[index]
+        loss = (loss_rows * batch_weights).sum() / batch_weights.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), config.gradient_clip)
+        optimizer.step()
+        total = total + loss.detach() * batch_weights.sum()
+    return (total / weights.sum()).item()
+
+
+def train(
+    module: nn.Module,
+    x_train: Tensor,
+    w_train: Tensor,
+    x_val: Tensor | None,
+    w_val: Tensor | None,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    log: Callable[[str], None] = print,
+) -> TrainingResult:
+    """Fit ``module`` in place by minimising its weighted training loss.
+
+    Model selection uses the exact validation negative log-likelihood when a
+    validation set is given, else the training loss. On return the module
+    holds the best state and is in eval mode.
+    """
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    result = TrainingResult()
+    has_validation = x_val is not None and x_val.shape[0] > 0
+    if has_validation:
+        result.best_loss = mean_negative_log_likelihood(module, x_val, w_val, config.eval_batch_size)
+    best_state = copy.deepcopy(module.state_dict())
+    lr_scale, epochs_without_improvement = 1.0, 0
+    try:
+        for epoch in range(config.max_epochs):
+            started = time.perf_counter()
+            last_good = _snapshot(module, optimizer)
+            lr = _cosine_lr(config, epoch) * lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_loss = _run_epoch(module, optimizer, x_train, w_train, config, generator, epoch)
+            val_loss = (
+                mean_negative_log_likelihood(module, x_val, w_val, config.eval_batch_size)
+                if has_validation
+                else train_loss
+            )
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(module)):
+                module.load_state_dict(last_good[0])
+                optimizer.load_state_dict(last_good[1])
+                result.n_recoveries += 1
+                lr_scale *= 0.5
+                if config.verbose:
+                    log(f"epoch {epoch + 1:4d}  non-finite loss: rolled back, learning rate halved")
+                if result.n_recoveries > config.max_recoveries:
+                    result.stop_reason = "diverged"
+                    break
+                continue
+            result.n_epochs = epoch + 1
+            result.train_loss.append(train_loss)
+            result.validation_loss.append(val_loss)
+            result.learning_rate.append(lr)
+            if val_loss < result.best_loss:
+                result.best_loss, result.best_epoch = val_loss, epoch + 1
+                best_state = copy.deepcopy(module.state_dict())
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+            if config.verbose:
+                log(
+                    f"epoch {epoch + 1:4d}  train {train_loss:.4f}  "
+                    f"{'valid' if has_validation else 'train'} {val_loss:.4f}  "
+                    f"lr {lr:.2e}  {time.perf_counter() - started:.2f}s"
+                )
+            if epochs_without_improvement >= config.patience:
+                result.stop_reason = "early_stopping"
+                break
+    except KeyboardInterrupt:
+        result.stop_reason = "interrupted"
+    module.load_state_dict(best_state)
+    module.eval()
+    return result
