@@ -136,8 +136,6 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, sample_weight):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
         self._check_training_data(X)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
@@ -411,7 +409,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ may return the instance's own __dict__: copy it.
+        state = dict(super().__getstate__())
         if "module_" in state:
             buffer = io.BytesIO()
             torch.save(state["module_"], buffer)

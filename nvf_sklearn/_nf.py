@@ -91,7 +91,7 @@ class NFDensity(BaseFlowDensity):
     >>> from sklearn.datasets import make_moons
     >>> from nvf_sklearn import NFDensity
     >>> X, _ = make_moons(500, noise=0.05, random_state=0)
-    >>> est = NFDensity(max_epochs=5, random_state=0).fit(X)  # doctest: +SKIP
+    >>> est = NFDensity(max_epochs=5, random_state=0).fit(X)
     >>> est.score_samples(X[:3]).shape
     (3,)
     >>> X_new, y_new = est.sample(4)

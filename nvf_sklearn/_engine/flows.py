@@ -118,28 +118,28 @@ class LULinear(nn.Module):
     Starts at the identity; ``log|det W| = sum(log diag U)`` costs O(d).
     """
 
+
     def __init__(self, n_features: int) -> None:
         super().__init__()
         self.n_features = n_features
         self.lower = nn.Parameter(torch.zeros(n_features, n_features))
         self.upper = nn.Parameter(torch.zeros(n_features, n_features))
-        # softplus(log(e - 1)) = 1, so the diagonal of U starts at one.
-        self.raw_diagonal = nn.Parameter(torch.full((n_features,), math.log(math.e - 1.0)))
+        # diag U = exp(log_diagonal): positive, and exactly one at zero.
+        self.log_diagonal = nn.Parameter(torch.zeros(n_features))
 
-    def _factors(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _factors(self) -> tuple[Tensor, Tensor]:
         eye = torch.eye(self.n_features, dtype=self.lower.dtype, device=self.lower.device)
-        diagonal = nn.functional.softplus(self.raw_diagonal) + 1e-5
         lower = self.lower.tril(-1) + eye
-        upper = self.upper.triu(1) + torch.diag(diagonal)
-        return lower, upper, diagonal
+        upper = self.upper.triu(1) + torch.diag(self.log_diagonal.exp())
+        return lower, upper
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper, diagonal = self._factors()
+        lower, upper = self._factors()
         y = x @ (lower @ upper).T
-        return y, diagonal.log().sum().expand(x.shape[:-1])
+        return y, self.log_diagonal.sum().expand(x.shape[:-1])
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        lower, upper, _ = self._factors()
+        lower, upper = self._factors()
         # x W^T = y  <=>  W x^T = y^T: solve L (U x^T) = y^T, two triangular solves.
         columns = y.reshape(-1, self.n_features).T
         u_x = torch.linalg.solve_triangular(lower, columns, upper=False, unitriangular=True)
