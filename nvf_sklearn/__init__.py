@@ -6,6 +6,7 @@
 """
 
 from ._nf import NFDensity
+from ._nvf import NVFDensity
 
-__all__ = ["NFDensity"]
+__all__ = ["NFDensity", "NVFDensity"]
 __version__ = "0.1.0"

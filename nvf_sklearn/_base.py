@@ -98,11 +98,12 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _check_training_data(self, X: np.ndarray) -> None:
         """Raise a ValueError naming the remedy if X cannot support this model."""
 
-    def _initialize_module(self, module, Z: np.ndarray, rng: np.random.RandomState) -> None:
-        """Warm-start ``module`` from the standardised training data (optional)."""
+    def _initialize_module(self, module, Z, sample_weight, generator, rng) -> None:
+        """Warm-start ``module`` from the standardised training rows ``Z`` (a tensor on
+        the model's device), their weights, a torch generator and a NumPy RandomState."""
 
-    def _set_fitted_attributes(self, module) -> None:
-        """Store model-specific fitted attributes after training (optional)."""
+    def _set_fitted_attributes(self, X_train: np.ndarray) -> None:
+        """Store model-specific fitted attributes once the model is trained (optional)."""
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -145,17 +146,17 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         location, scale = location_scale(X[train_rows])
         Z = (X - location) / scale
 
-        module = self._build_module(X.shape[1]).to(dtype)
-        initialize_parameters(module, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
-        self._initialize_module(module, Z[train_rows], rng)
-        module.to(device)
-
         def tensor(array):
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
 
+        module = self._build_module(X.shape[1]).to(dtype)
+        initialize_parameters(module, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
+        module.to(device)
+        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
+        self._initialize_module(module, tensor(Z[train_rows]), sample_weight[train_rows], generator, rng)
+
         weights = sample_weight / sample_weight[train_rows].mean()
         has_validation = validation_rows.size > 0
-        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
         result = train(
             module,
             tensor(Z[train_rows]),
@@ -184,7 +185,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.best_validation_score_ = (
             self._log_det_standardization - result.best_loss if has_validation else None
         )
-        self._set_fitted_attributes(module)
+        self._set_fitted_attributes(X[train_rows])
         self._warn_about_training(result)
         return self
 
@@ -365,9 +366,10 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     @property
     def n_parameters_(self) -> int:
-        """Number of trainable parameters of the fitted model."""
+        """Number of trainable parameters of the density (inference networks excluded)."""
         check_is_fitted(self)
-        return int(sum(p.numel() for p in self.module_.parameters() if p.requires_grad))
+        parameters = getattr(self.module_, "density_parameters", self.module_.parameters)()
+        return int(sum(p.numel() for p in parameters if p.requires_grad))
 
     # -------------------------------------------------------------- sampling
     @torch.no_grad()

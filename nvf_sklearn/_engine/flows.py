@@ -147,6 +147,31 @@ class LULinear(nn.Module):
         return x.T.reshape(y.shape)
 
 
+class ContextAffine(nn.Module):
+    """Element-wise ``y = (x - a(c)) * exp(-s(c))`` with ``a``, ``s`` linear in the context.
+
+    With a one-hot context this is a per-state location and log-scale: a
+    latent model warm-started from k-means starts as a diagonal Gaussian
+    mixture, which the spline layers then refine.
+    """
+
+    def __init__(self, n_features: int, context_size: int) -> None:
+        super().__init__()
+        self.location = nn.Linear(context_size, n_features, bias=False)
+        self.log_scale = nn.Linear(context_size, n_features, bias=False)
+        self.location.zero_init = True
+        self.log_scale.zero_init = True
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        log_scale = self.log_scale(context)
+        y = (x - self.location(context)) * torch.exp(-log_scale)
+        log_det = -log_scale.sum(dim=-1)
+        return y, log_det.expand(y.shape[:-1])
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        return y * torch.exp(self.log_scale(context)) + self.location(context)
+
+
 class FlowDistribution:
     """The distribution ``p(x | context)`` of a :class:`Flow`; returned by ``flow(context)``."""
 
@@ -212,14 +237,16 @@ def spline_flow(
     n_bins: int = 8,
     tail_bound: float = 5.0,
     lu_linear: bool = False,
+    context_affine: bool = False,
 ) -> Flow:
     """Build a coupling neural spline flow (identity at initialisation).
 
     Each block is an optional LU-linear layer, a spline coupling layer, then a
     reversal of the features so consecutive couplings transform other halves.
     With one feature the coupling layer splines it given the context alone.
+    ``context_affine`` puts a :class:`ContextAffine` layer first (data side).
     """
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [ContextAffine(n_features, context_size)] if context_affine else []
     for _ in range(n_layers):
         if lu_linear and n_features > 1:
             layers.append(LULinear(n_features))
