@@ -1,0 +1,351 @@
+"""Neural spline flows over images ``(n, C, H, W)``, optionally conditioned on a context.
+
+The flow keeps the true dimensionality of the image (no upsampling, no
+padding of the data): squeezes trade space for channels, checkerboard and
+channel couplings spline one half of the pixels given the other half, and a
+small residual conv net (the conditioner) emits the spline parameters of
+:func:`~.splines.rq_spline` for every transformed pixel.
+
+A context is either a spatial grid ``(n, Cc, h, w)`` (e.g. an embedded grid of
+discrete codes) or a vector ``(n, Cc)``. Each coupling layer sees it resized
+to its own resolution (:func:`match_context`) and concatenated to its
+conditioner's input. The data always enters the flow as ``(n, C, H, W)``; the
+base distribution is a standard normal over the squeezed output shape.
+
+Layers map data towards the base and return ``(z, log|det dz/dx|)`` per image;
+``inverse`` maps back. Conditioners' last convolutions start at zero, so a
+fresh flow is the identity after its optional logit pre-transform.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .bits import logit_inverse, logit_transform
+from .splines import n_spline_parameters, rq_spline
+
+LOG_TWO_PI = math.log(2.0 * math.pi)
+
+
+def match_context(context: Tensor | None, height: int, width: int) -> Tensor | None:
+    """Bring a context to ``(n, Cc, height, width)``.
+
+    A vector is broadcast over space; a coarser grid is repeated (nearest
+    neighbour, so every pixel sees the code of the cell it lies in); a finer
+    grid is average-pooled.
+    """
+    if context is None:
+        return None
+    if context.dim() == 2:
+        return context[:, :, None, None].expand(-1, -1, height, width)
+    if tuple(context.shape[-2:]) == (height, width):
+        return context
+    if context.shape[-2] < height:
+        return F.interpolate(context, size=(height, width), mode="nearest")
+    return F.adaptive_avg_pool2d(context, (height, width))
+
+
+class ResidualBlock(nn.Module):
+    """``h + conv1x1(relu(conv3x3(relu(h))))``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(channels, channels, 3, padding=1)
+        self.pointwise = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.pointwise(F.relu(self.spatial(F.relu(h))))
+
+
+class ConvConditioner(nn.Module):
+    """A small ResNet ``(x, context) -> parameters`` whose output conv starts at zero."""
+
+    def __init__(
+        self, in_channels: int, context_channels: int, out_channels: int, hidden_channels: int, n_blocks: int
+    ) -> None:
+        super().__init__()
+        self.input = nn.Conv2d(in_channels + context_channels, hidden_channels, 3, padding=1)
+        self.blocks = nn.Sequential(*[ResidualBlock(hidden_channels) for _ in range(n_blocks)])
+        self.output = nn.Conv2d(hidden_channels, out_channels, 3, padding=1)
+        self.output.zero_init = True  # read by initialize_conv_parameters
+
+    def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
+        if context is not None:
+            x = torch.cat([x, context.expand(x.shape[0], -1, -1, -1)], dim=1)
+        return self.output(F.relu(self.blocks(self.input(x))))
+
+
+class _SplineCoupling2d(nn.Module):
+    """Shared machinery: spline the pixels where ``transformed_mask`` is 1 given the rest."""
+
+    def __init__(self, channels: int, n_bins: int, tail_bound: float) -> None:
+        super().__init__()
+        self.channels = channels
+        self.n_params = n_spline_parameters(n_bins)
+        self.tail_bound = float(tail_bound)
+
+    def _spline(self, x: Tensor, raw: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        n, c, h, w = x.shape
+        params = raw.reshape(n, c, self.n_params, h, w).permute(0, 1, 3, 4, 2)  # (n, C, H, W, P)
+        return rq_spline(x, params, self.tail_bound, inverse=inverse)
+
+
+class CheckerboardCoupling(_SplineCoupling2d):
+    """Spline the pixels of one checkerboard colour (``parity``) given the other colour."""
+
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        parity: int,
+        context_channels: int,
+        hidden_channels: int,
+        n_blocks: int,
+        n_bins: int,
+        tail_bound: float,
+    ) -> None:
+        super().__init__(channels, n_bins, tail_bound)
+        rows = torch.arange(height).unsqueeze(1)
+        columns = torch.arange(width).unsqueeze(0)
+        mask = ((rows + columns) % 2 == parity).to(torch.get_default_dtype())
+        self.register_buffer("mask", mask.expand(1, 1, height, width).clone())
+        # The mask is an input channel too: zero padding breaks the checkerboard's symmetry.
+        self.conditioner = ConvConditioner(
+            channels + 1, context_channels, channels * self.n_params, hidden_channels, n_blocks
+        )
+
+    def _transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        mask = self.mask.to(x.dtype)
+        kept = x * (1.0 - mask)
+        inputs = torch.cat([kept, mask.expand(x.shape[0], -1, -1, -1)], dim=1)
+        raw = self.conditioner(inputs, match_context(context, x.shape[-2], x.shape[-1]))
+        y, log_det = self._spline(x, raw, inverse)
+        selected = mask.expand_as(x) > 0.5
+        y = torch.where(selected, y, x)
+        return y, (log_det * mask).flatten(1).sum(dim=1)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._transform(x, context, inverse=False)
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        return self._transform(y, context, inverse=True)[0]
+
+
+class ChannelCoupling(_SplineCoupling2d):
+    """Spline one half of the channels given the other half (``parity`` picks the half)."""
+
+    def __init__(
+        self,
+        channels: int,
+        parity: int,
+        context_channels: int,
+        hidden_channels: int,
+        n_blocks: int,
+        n_bins: int,
+        tail_bound: float,
+    ) -> None:
+        super().__init__(channels, n_bins, tail_bound)
+        first = channels // 2
+        self.sizes = [first, channels - first]
+        self.parity = parity
+        n_kept, n_changed = self.sizes[parity], self.sizes[1 - parity]
+        self.conditioner = ConvConditioner(
+            n_kept, context_channels, n_changed * self.n_params, hidden_channels, n_blocks
+        )
+
+    def _transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        halves = list(x.split(self.sizes, dim=1))
+        kept, changed = halves[self.parity], halves[1 - self.parity]
+        raw = self.conditioner(kept, match_context(context, x.shape[-2], x.shape[-1]))
+        changed, log_det = self._spline(changed, raw, inverse)
+        halves[1 - self.parity] = changed
+        return torch.cat(halves, dim=1), log_det.flatten(1).sum(dim=1)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._transform(x, context, inverse=False)
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        return self._transform(y, context, inverse=True)[0]
+
+
+class Squeeze(nn.Module):
+    """Space-to-depth: ``(n, C, H, W) -> (n, 4C, H/2, W/2)``; volume preserving."""
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        n, c, h, w = x.shape
+        y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return y.reshape(n, 4 * c, h // 2, w // 2), x.new_zeros(n)
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        n, c4, h, w = y.shape
+        x = y.reshape(n, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(n, c4 // 4, 2 * h, 2 * w)
+
+
+class LogitPreTransform(nn.Module):
+    """Fixed ``s = logit(alpha + (1 - 2 alpha) y)`` for pixels ``y`` in ``[0, 1]``, exact log-Jacobian."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return logit_transform(y, self.alpha)
+
+    def inverse(self, s: Tensor, context: Tensor | None = None) -> Tensor:
+        return logit_inverse(s, self.alpha)
+
+
+class ImageFlow(nn.Module):
+    """A multi-scale coupling spline flow ``p(x | context)`` over images of ``image_shape``.
+
+    Parameters
+    ----------
+    image_shape : (C, H, W)
+        Shape of one image; ``H`` and ``W`` must be divisible by ``2 ** n_scales``.
+    context_channels : int, default=0
+        Channels of the context (spatial grid or vector); 0 for none.
+    n_scales : int, default=1
+        Number of squeezes. Scale 0 uses checkerboard couplings; every later
+        scale cycles through channel and checkerboard couplings of both parities.
+    n_layers_per_scale : int, default=4
+        Coupling layers per scale.
+    hidden_channels, n_blocks : int
+        Width and residual blocks of each conditioner.
+    n_bins, tail_bound :
+        Spline bins, and the half-width of the spline interval.
+    logit_alpha : float or None, default=None
+        When given, data is in ``[0, 1]`` and first goes through the logit
+        pre-transform; ``log_prob`` is then the density in ``[0, 1]`` pixel space.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        *,
+        context_channels: int = 0,
+        n_scales: int = 1,
+        n_layers_per_scale: int = 4,
+        hidden_channels: int = 32,
+        n_blocks: int = 1,
+        n_bins: int = 8,
+        tail_bound: float = 4.0,
+        logit_alpha: float | None = None,
+    ) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        if height % 2**n_scales or width % 2**n_scales:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} cannot be squeezed {n_scales} times; "
+                "use fewer scales (n_scales) or an image side divisible by 2 ** n_scales."
+            )
+        self.image_shape = (channels, height, width)
+        self.context_channels = context_channels
+        layers: list[nn.Module] = [LogitPreTransform(logit_alpha)] if logit_alpha is not None else []
+        common = dict(
+            context_channels=context_channels,
+            hidden_channels=hidden_channels,
+            n_blocks=n_blocks,
+            n_bins=n_bins,
+            tail_bound=tail_bound,
+        )
+        for scale in range(n_scales + 1):
+            if scale > 0:
+                layers.append(Squeeze())
+                channels, height, width = 4 * channels, height // 2, width // 2
+            for index in range(n_layers_per_scale):
+                # Scale 0: checkerboard 0, 1, 0, ...; later: channel 0, channel 1, checker 0, checker 1, ...
+                kind = "checkerboard" if scale == 0 or index % 4 >= 2 else "channel"
+                parity = index % 2
+                if kind == "checkerboard":
+                    layers.append(CheckerboardCoupling(channels, height, width, parity, **common))
+                else:
+                    layers.append(ChannelCoupling(channels, parity, **common))
+        self.output_shape = (channels, height, width)
+        self.layers = nn.ModuleList(layers)
+        self.register_buffer("reference", torch.zeros(()), persistent=False)
+
+    def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Map images to the base space: ``(z, log|det dz/dx|)``, z of ``output_shape``."""
+        log_det = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, layer_log_det = layer(x, context)
+            log_det = log_det + layer_log_det
+        return x, log_det
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Map base-space points (of ``output_shape``) back to images."""
+        for layer in reversed(self.layers):
+            z = layer.inverse(z, context)
+        return z
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Exact ``log p(x | context)`` of each image ``(n, C, H, W) -> (n,)``."""
+        z, log_det = self.transform(x, context)
+        z = z.flatten(1)
+        return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * LOG_TWO_PI + log_det
+
+    def sample(
+        self, n: int, context: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Draw ``n`` images ``(n, C, H, W)``; a context's batch is ``n`` (or 1, shared)."""
+        ref = self.reference
+        z = torch.randn(n, *self.output_shape, generator=generator, dtype=ref.dtype, device=ref.device)
+        return self.inverse(z, context)
+
+
+class ImageFlowDensity(nn.Module):
+    """An unconditional :class:`ImageFlow` in the one-state model protocol of ``density.py``.
+
+    Rows arrive flat, ``(n, C * H * W)``, as the estimators pass them, and
+    leave flat from ``sample``.
+    """
+
+    n_states = 1
+
+    def __init__(self, flow: ImageFlow) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def _images(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], *self.flow.image_shape)
+
+    def log_joint(self, x: Tensor) -> Tensor:
+        return self.flow.log_prob(self._images(x)).unsqueeze(-1)
+
+    def training_loss(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+        return -self.flow.log_prob(self._images(x))
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x = self.flow.sample(n, None, generator).flatten(1)
+        return x, torch.zeros(n, dtype=torch.long, device=x.device)
+
+
+@torch.no_grad()
+def initialize_conv_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """(Re)initialise every ``nn.Conv2d`` from ``generator`` (PyTorch's default scheme).
+
+    Weights and biases are uniform in ``+-1/sqrt(fan_in)``; a conv flagged
+    ``zero_init = True`` starts at zero, which makes its coupling the identity.
+    Complements :func:`~.initialization.initialize_parameters`, which covers
+    linear and embedding layers.
+    """
+    for layer in module.modules():
+        if not isinstance(layer, nn.Conv2d):
+            continue
+        if getattr(layer, "zero_init", False):
+            layer.weight.zero_()
+            if layer.bias is not None:
+                layer.bias.zero_()
+            continue
+        fan_in = layer.weight[0].numel()
+        bound = 1.0 / math.sqrt(fan_in)
+        for tensor in (layer.weight, layer.bias):
+            if tensor is not None:
+                values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype)
+                tensor.copy_(((2.0 * values - 1.0) * bound).to(tensor.device))
