@@ -56,7 +56,7 @@ class NVFDensity(BaseFlowDensity):
     tail_bound : float, default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardised units) and
         are the identity outside.
-    lu_linear : bool, default=False
+    lu_linear : bool, default=True
         Insert a learned LU-factorised linear layer before each coupling layer.
     max_epochs : int, default=200
         Largest number of passes over the training data.
@@ -154,7 +154,7 @@ class NVFDensity(BaseFlowDensity):
         n_hidden_layers=2,
         n_bins=8,
         tail_bound=5.0,
-        lu_linear=False,
+        lu_linear=True,
         max_epochs=200,
         batch_size=256,
         learning_rate=1e-3,

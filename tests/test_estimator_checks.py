@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from nvf_sklearn import NFDensity
+from nvf_sklearn import NFDensity, NVFDensity
 
 FAST_CHECK = dict(n_layers=1, hidden_size=8, max_epochs=2, batch_size=64, device="cpu")
 
@@ -20,6 +20,9 @@ def expected_failures(estimator):
     return {"check_sample_weight_equivalence_on_dense_data": STOCHASTIC_WEIGHTS}
 
 
-@parametrize_with_checks([NFDensity(**FAST_CHECK)], expected_failed_checks=expected_failures)
+@parametrize_with_checks(
+    [NFDensity(**FAST_CHECK), NVFDensity(2, encoder_hidden_sizes=(8,), **FAST_CHECK)],
+    expected_failed_checks=expected_failures,
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

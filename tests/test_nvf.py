@@ -1,0 +1,144 @@
+"""NVFDensity: exact likelihood and posterior, clusters, K selection, sampling."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+from scipy.stats import chisquare
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV
+
+from nvf_sklearn import NFDensity, NVFDensity
+
+from .conftest import FAST
+
+SMALL_FLOW = dict(n_layers=2, hidden_size=32, encoder_hidden_sizes=(32,), device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(5000, centers=8, cluster_std=1.0, center_box=(-20, 20), random_state=0)
+    return X[:4000], y[:4000], X[4000:], y[4000:]
+
+
+@pytest.fixture(scope="module")
+def fitted_nvf64(moons):
+    return NVFDensity(3, **{**FAST, "dtype": "float64", "max_epochs": 4}).fit(moons)
+
+
+def test_exact_score_equals_brute_force_over_states(fitted_nvf64, moons):
+    est = fitted_nvf64
+    Z = torch.as_tensor((moons - est.location_) / est.scale_)
+    log_prior = est.module_.log_prior()
+    with torch.no_grad():
+        per_state = [
+            log_prior[k] + est.module_.flow(torch.eye(3, dtype=torch.float64)[k]).log_prob(Z) for k in range(3)
+        ]
+    log_joint = torch.stack(per_state, dim=1).numpy() - np.log(est.scale_).sum()
+    brute_force = np.log(np.exp(log_joint).sum(axis=1))
+    np.testing.assert_allclose(est.score_samples(moons), brute_force, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(est.predict_proba(moons), np.exp(log_joint - brute_force[:, None]), atol=1e-9)
+
+
+def test_posterior_and_density_come_from_one_joint(fitted_nvf64, moons):
+    est = fitted_nvf64
+    proba = est.predict_proba(moons)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(est.predict_cluster(moons), proba.argmax(axis=1))
+    np.testing.assert_array_equal(est.predict(moons), proba.argmax(axis=1))
+    log_joint = est._log_joint(moons)
+    np.testing.assert_allclose(est.score_samples(moons), logsumexp(log_joint, axis=1), atol=1e-12)
+    np.testing.assert_allclose(proba, np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True)), atol=1e-12)
+
+
+def test_analytic_elbo_is_a_lower_bound(fitted_nvf64, moons):
+    module = fitted_nvf64.module_
+    Z = torch.as_tensor((moons - fitted_nvf64.location_) / fitted_nvf64.scale_)
+    with torch.no_grad():
+        log_q = torch.log_softmax(module.encoder(Z), dim=-1)
+        log_joint = module.log_joint(Z)
+        elbo = (log_q.exp() * (log_joint - log_q)).sum(dim=-1)
+        exact = log_joint.logsumexp(dim=-1)
+    assert torch.all(elbo <= exact + 1e-9)
+
+
+def test_subset_scores_equal_full_set_scores(fitted_nvf64, moons):
+    rows = np.array([5, 1, 300, 42])
+    np.testing.assert_array_equal(fitted_nvf64.score_samples(moons[rows]), fitted_nvf64.score_samples(moons)[rows])
+
+
+def test_sample_frequencies_match_weights(fitted_nvf64):
+    X, y = fitted_nvf64.sample(20_000, random_state=0)
+    assert X.shape == (20_000, 2) and np.isfinite(X).all()
+    counts = np.bincount(y, minlength=3)
+    _, p_value = chisquare(counts, 20_000 * fitted_nvf64.weights_)
+    assert p_value > 1e-3
+    # Rows come in random order, not grouped by state.
+    assert np.mean(y[1:] != y[:-1]) > 0.3
+
+
+@pytest.mark.parametrize("objective", ["exact", "elbo"])
+def test_blobs_clusters_recovered_and_nf_beaten(blobs, objective):
+    X_train, _, X_test, y_test = blobs
+    nvf = NVFDensity(8, objective=objective, max_epochs=10, **SMALL_FLOW).fit(X_train)
+    assert adjusted_rand_score(y_test, nvf.predict_cluster(X_test)) > 0.95
+    gmm = GaussianMixture(8, random_state=0).fit(X_train)
+    assert nvf.score(X_test) > gmm.score(X_test) - 0.05
+    nf_settings = {k: v for k, v in SMALL_FLOW.items() if k != "encoder_hidden_sizes"}
+    nf = NFDensity(max_epochs=10, **nf_settings).fit(X_train)
+    assert nvf.score(X_test) > nf.score(X_test)
+    assert nvf.n_effective_latent_ == 8
+    np.testing.assert_allclose(nvf.state_usage_.sum(), 1.0)
+
+
+def test_grid_search_picks_at_least_the_true_number_of_states(blobs):
+    X_train = blobs[0][:1500]
+    search = GridSearchCV(
+        NVFDensity(max_epochs=3, **SMALL_FLOW), {"n_latent": [1, 2, 4, 8, 16]}, cv=3
+    ).fit(X_train)
+    assert search.best_params_["n_latent"] >= 8
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_bic_prefers_the_true_number_of_states(blobs):
+    X_train = blobs[0][:1500]
+    bic = {k: NVFDensity(k, max_epochs=3, **SMALL_FLOW).fit(X_train).bic(X_train) for k in (1, 8)}
+    assert bic[8] < bic[1]
+
+
+def test_one_state_behaves_as_a_plain_flow(moons):
+    est = NVFDensity(1, **FAST).fit(moons)
+    np.testing.assert_array_equal(est.predict_cluster(moons), 0)
+    np.testing.assert_allclose(est.predict_proba(moons), 1.0)
+    np.testing.assert_allclose(est.weights_, [1.0])
+    assert np.isfinite(est.score(moons))
+
+
+def test_uniform_prior_and_random_init(moons):
+    est = NVFDensity(4, prior="uniform", init_params="random", **FAST).fit(moons)
+    np.testing.assert_allclose(est.weights_, 0.25)
+    assert np.isfinite(est.score_samples(moons)).all()
+
+
+def test_too_many_states_is_a_clear_error(moons):
+    with pytest.raises(ValueError, match="decrease n_latent"):
+        NVFDensity(500, **FAST).fit(moons[:50])
+
+
+def test_fit_predict_matches_predict_cluster(moons):
+    est = NVFDensity(3, **FAST)
+    labels = est.fit_predict(moons)
+    np.testing.assert_array_equal(labels, est.predict_cluster(moons))
+
+
+def test_pickle_round_trip(fitted_nvf64, moons):
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(fitted_nvf64))
+    np.testing.assert_array_equal(restored.score_samples(moons), fitted_nvf64.score_samples(moons))
+    a, b = copy.deepcopy(fitted_nvf64), pickle.loads(pickle.dumps(fitted_nvf64))
+    np.testing.assert_array_equal(a.sample(7)[0], b.sample(7)[0])
