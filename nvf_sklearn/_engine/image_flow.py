@@ -188,14 +188,26 @@ class Squeeze(nn.Module):
 
 
 class LogitPreTransform(nn.Module):
-    """Fixed ``s = logit(alpha + (1 - 2 alpha) y)`` for pixels ``y`` in ``[0, 1]``, exact log-Jacobian."""
+    """Fixed ``s = logit(alpha + (1 - 2 alpha) y)`` for pixels ``y`` in ``[0, 1]``, exact log-Jacobian.
+
+    The map is a bijection from ``(-a, 1 + a)``, ``a = alpha / (1 - 2 alpha)``,
+    onto the real line, so the flow's density is zero outside that box: an
+    image with a pixel outside it gets log-Jacobian ``-inf`` (never NaN), and
+    that pixel is not recovered by ``inverse``.
+    """
 
     def __init__(self, alpha: float) -> None:
         super().__init__()
+        if not 0.0 < alpha < 0.5:
+            raise ValueError(f"logit_alpha must lie in (0, 0.5), got {alpha!r}.")
         self.alpha = float(alpha)
+        self.margin = self.alpha / (1.0 - 2.0 * self.alpha)
 
     def forward(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return logit_transform(y, self.alpha)
+        inside = (y > -self.margin) & (y < 1.0 + self.margin)
+        s, log_det = logit_transform(torch.where(inside, y, torch.full_like(y, 0.5)), self.alpha)
+        in_support = inside.flatten(1).all(dim=1)
+        return s, torch.where(in_support, log_det, torch.full_like(log_det, -math.inf))
 
     def inverse(self, s: Tensor, context: Tensor | None = None) -> Tensor:
         return logit_inverse(s, self.alpha)

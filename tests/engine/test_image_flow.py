@@ -127,6 +127,18 @@ def test_logit_flow_density_is_in_pixel_space():
     torch.testing.assert_close(flow.log_prob(y), expected, atol=1e-10, rtol=0)
 
 
+def test_pixels_outside_the_logit_support_get_minus_infinity_not_nan():
+    flow = _randomised_flow("grid", 1, 0.05)
+    x, context = _images(3, 0.05), _context("grid", 3)
+    x[1, 0, 2, 1] = 1.5
+    x[2, 0, 0, 0] = -3.0
+    log_prob = flow.log_prob(x, context)
+    assert torch.isfinite(log_prob[0])
+    assert log_prob[1] == -math.inf and log_prob[2] == -math.inf
+    with pytest.raises(ValueError, match="logit_alpha"):
+        ImageFlow(SHAPE, logit_alpha=0.5)
+
+
 def test_squeeze_round_trip_and_layout():
     x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float64).reshape(2, 3, 4, 6)
     y, log_det = Squeeze()(x)
