@@ -359,5 +359,5 @@ def initialize_conv_parameters(module: nn.Module, generator: torch.Generator) ->
         bound = 1.0 / math.sqrt(fan_in)
         for tensor in (layer.weight, layer.bias):
             if tensor is not None:
-                values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype)
+                values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype, device=generator.device)
                 tensor.copy_(((2.0 * values - 1.0) * bound).to(tensor.device))

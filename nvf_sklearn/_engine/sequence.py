@@ -207,7 +207,11 @@ class SequenceLatentFlowDensity(nn.Module):
     # ---------------------------------------------------------- initialisation
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Seeded initialisation of every layer (linear, embedding, conv; zero-init flags kept)."""
+        """Seeded initialisation of every layer (linear, embedding, conv; zero-init flags kept).
+
+        Pass a CPU generator and move the model to its device afterwards, as the
+        estimators do with :func:`~.initialization.initialize_parameters`.
+        """
         initialize_parameters(self, generator)
         initialize_conv_parameters(self, generator)
 
