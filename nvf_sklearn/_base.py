@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
 from ._device import resolve_device, torch_dtype
+from ._engine.distributed import train_data_parallel, train_replica
 from ._engine.initialization import initialize_parameters
 from ._engine.training import TrainingConfig, train
 from ._standardization import location_scale
@@ -51,6 +52,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "patience": [Interval(Integral, 1, None, closed="left")],
         "dtype": [StrOptions({"float32", "float64"})],
         "device": [str, torch.device],
+        "n_devices": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -71,6 +73,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         patience,
         dtype,
         device,
+        n_devices,
         random_state,
         verbose,
     ):
@@ -87,6 +90,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.patience = patience
         self.dtype = dtype
         self.device = device
+        self.n_devices = n_devices
         self.random_state = random_state
         self.verbose = verbose
 
@@ -139,7 +143,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         self._check_training_data(X)
         rng = check_random_state(self.random_state)
-        device = resolve_device(self.device)
+        device = resolve_device(self.device, self.n_devices)
         dtype = torch_dtype(self.dtype)
 
         train_rows, validation_rows = self._split_rows(X.shape[0], rng)
@@ -152,20 +156,18 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         module = self._build_module(X.shape[1]).to(dtype)
         initialize_parameters(module, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
         module.to(device)
-        generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
-        self._initialize_module(module, tensor(Z[train_rows]), sample_weight[train_rows], generator, rng)
+        init_generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
+        self._initialize_module(module, tensor(Z[train_rows]), sample_weight[train_rows], init_generator, rng)
 
         weights = sample_weight / sample_weight[train_rows].mean()
         has_validation = validation_rows.size > 0
-        result = train(
-            module,
+        data = (
             tensor(Z[train_rows]),
             tensor(weights[train_rows]),
             tensor(Z[validation_rows]) if has_validation else None,
             tensor(weights[validation_rows]) if has_validation else None,
-            self._training_config(),
-            generator,
         )
+        result = self._train(module, data, int(rng.randint(_SEED_RANGE)))
 
         self.module_ = module
         self.device_ = str(device)
@@ -193,6 +195,16 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         n_validation = min(int(math.floor(self.validation_fraction * n_samples)), n_samples - 1)
         order = rng.permutation(n_samples)
         return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
+    def _train(self, module, data, seed: int):
+        """Single-process, spawned data-parallel, or (under torchrun) replica training."""
+        config = self._training_config()
+        if self.n_devices > 1:
+            return train_data_parallel(module, *data, config, seed, self.n_devices)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return train_replica(module, *data, config, seed)
+        generator = torch.Generator(device=data[0].device).manual_seed(seed)
+        return train(module, *data, config, generator)
 
     def _training_config(self) -> TrainingConfig:
         return TrainingConfig(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device, n_devices: int = 1) -> torch.device:
     """Turn the ``device`` parameter into a usable ``torch.device``.
 
-    ``"auto"`` picks CUDA when it is present, else the CPU. A CUDA device that
-    this machine lacks is an error that says so, not a crash deep in torch.
+    ``"auto"`` picks CUDA when it is present, else the CPU. Under ``torchrun``
+    a CUDA device without an index becomes this process's ``LOCAL_RANK`` GPU.
+    A CUDA device (or count) that this machine lacks is an error that says
+    so, not a crash deep in torch.
     """
     if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -30,6 +34,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
                 f"device={device!r} does not exist: this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s)."
             )
+        if n_devices > torch.cuda.device_count():
+            raise ValueError(
+                f"n_devices={n_devices} CUDA processes were requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+        if resolved.index is None and "LOCAL_RANK" in os.environ:
+            resolved = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     elif resolved.type != "cpu":
         raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda[:N]'.")
     return resolved

@@ -49,6 +49,13 @@ class NFDensity(BaseFlowDensity):
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:N"``. Outputs are always NumPy arrays.
+    n_devices : int, default=1
+        Data-parallel processes for ``fit`` (``torch.distributed``): one per
+        GPU ``cuda:0 .. cuda:{n_devices - 1}`` with NCCL when ``device`` is
+        CUDA, else CPU processes with gloo that share the cores. Each process
+        trains on its shard of every epoch, so the global batch is
+        ``n_devices * batch_size`` rows. Under ``torchrun`` keep 1: a fit
+        inside an initialised process group trains data-parallel on it.
     random_state : int, RandomState instance or None, default=None
         Controls initialisation, the validation split, batch order and the
         sampling stream. No global seed is touched.
@@ -115,6 +122,7 @@ class NFDensity(BaseFlowDensity):
         patience=20,
         dtype="float32",
         device="auto",
+        n_devices=1,
         random_state=None,
         verbose=0,
     ):
@@ -132,6 +140,7 @@ class NFDensity(BaseFlowDensity):
             patience=patience,
             dtype=dtype,
             device=device,
+            n_devices=n_devices,
             random_state=random_state,
             verbose=verbose,
         )

@@ -39,10 +39,11 @@ class NVFDensity(BaseFlowDensity):
     init_params : {"kmeans", "random"}, default="kmeans"
         Warm start: with ``"kmeans"`` each state starts as one k-means
         cluster's diagonal Gaussian (the model starts as a diagonal Gaussian
-        mixture) and the encoder is pre-fitted to the cluster labels; with
+        mixture) and the encoder, if any, is pre-fitted to the labels; with
         ``"random"`` the states start at randomly chosen training rows.
     encoder_hidden_sizes : tuple of int, default=(256, 256, 256)
-        Hidden layers of the encoder MLP q(k | x) (used by ``"elbo"``).
+        Hidden layers of the encoder MLP q(k | x); only ``objective="elbo"``
+        builds and trains an encoder.
     temperature_start, temperature_end : float, default=1.0, 0.1
         Gumbel-softmax temperature, annealed geometrically over ``max_epochs``.
     n_layers : int, default=5
@@ -72,6 +73,13 @@ class NVFDensity(BaseFlowDensity):
         Precision of the model.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU.
+    n_devices : int, default=1
+        Data-parallel processes for ``fit`` (``torch.distributed``): one per
+        GPU ``cuda:0 .. cuda:{n_devices - 1}`` with NCCL when ``device`` is
+        CUDA, else CPU processes with gloo that share the cores. Each process
+        trains on its shard of every epoch, so the global batch is
+        ``n_devices * batch_size`` rows. Under ``torchrun`` keep 1: a fit
+        inside an initialised process group trains data-parallel on it.
     random_state : int, RandomState instance or None, default=None
         Controls k-means, initialisation, the split, batches, Gumbel noise
         and the sampling stream; no global seed is touched.
@@ -162,6 +170,7 @@ class NVFDensity(BaseFlowDensity):
         patience=20,
         dtype="float32",
         device="auto",
+        n_devices=1,
         random_state=None,
         verbose=0,
     ):
@@ -179,6 +188,7 @@ class NVFDensity(BaseFlowDensity):
             patience=patience,
             dtype=dtype,
             device=device,
+            n_devices=n_devices,
             random_state=random_state,
             verbose=verbose,
         )

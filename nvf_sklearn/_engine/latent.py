@@ -45,7 +45,7 @@ def gumbel_softmax_straight_through(logits: Tensor, temperature: float, generato
 
 
 class LatentFlowDensity(nn.Module):
-    """Mixture of K conditional flows sharing one network, with an amortised encoder."""
+    """Mixture of K conditional flows sharing one network; an amortised encoder for the ELBO."""
 
     def __init__(
         self,
@@ -63,7 +63,8 @@ class LatentFlowDensity(nn.Module):
         self.objective = objective
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
-        self.encoder = mlp(flow.n_features, encoder_hidden_sizes, n_states)
+        # The exact objective never consults an encoder: do not build one.
+        self.encoder = mlp(flow.n_features, encoder_hidden_sizes, n_states) if objective == "elbo" else None
         prior_logits = torch.zeros(n_states)
         if learn_prior:
             self.prior_logits = nn.Parameter(prior_logits)
@@ -122,7 +123,7 @@ class LatentFlowDensity(nn.Module):
 
         Each state's location and scale become its cluster's mean and
         standard deviation, the prior its cluster frequencies (when learned),
-        and the encoder is fitted to predict the labels.
+        and the encoder (if any) is fitted to predict the labels.
         """
         one_hot = F.one_hot(labels, self.n_states).to(x.dtype)
         counts = one_hot.sum(dim=0)
@@ -137,7 +138,8 @@ class LatentFlowDensity(nn.Module):
             affine.log_scale.weight.copy_(scales.log().T)
         if isinstance(self.prior_logits, nn.Parameter):
             self.prior_logits.copy_(torch.log((counts + 1.0) / (counts.sum() + self.n_states)))
-        self._fit_encoder(x, labels, generator, encoder_steps, batch_size)
+        if self.encoder is not None:
+            self._fit_encoder(x, labels, generator, encoder_steps, batch_size)
 
     @torch.enable_grad()
     def _fit_encoder(

@@ -76,6 +76,23 @@ def _all_finite(module: nn.Module) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
+@dataclass
+class Replica:
+    """One process of a data-parallel fit: it trains on every ``world_size``-th row.
+
+    ``objective`` is the (DDP-wrapped) module whose ``forward`` is the training
+    loss; its backward pass averages gradients across processes.
+    """
+
+    rank: int
+    world_size: int
+    objective: nn.Module
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        torch.distributed.all_reduce(tensor)
+        return tensor
+
+
 def _run_epoch(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -84,24 +101,32 @@ def _run_epoch(
     config: TrainingConfig,
     generator: torch.Generator,
     epoch: int,
+    replica: Replica | None,
 ) -> float:
     module.train()
-    n = x.shape[0]
-    order = torch.randperm(n, generator=generator, device=x.device)
-    n_batches = math.ceil(n / config.batch_size)
-    total = torch.zeros((), dtype=x.dtype, device=x.device)
+    order = torch.randperm(x.shape[0], generator=generator, device=x.device)
+    objective = module.training_loss
+    if replica is not None:
+        # Equal shard sizes keep every process at the same number of steps.
+        usable = x.shape[0] - x.shape[0] % replica.world_size
+        order = order[replica.rank : usable : replica.world_size]
+        objective = replica.objective
+    n_batches = math.ceil(order.shape[0] / config.batch_size)
+    total = torch.zeros(2, dtype=x.dtype, device=x.device)
     for step in range(n_batches):
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         progress = min((epoch + step / n_batches) / max(config.max_epochs, 1), 1.0)
-        loss_rows = module.training_loss(x[index], generator, progress)
+        loss_rows = objective(x[index], generator, progress)
         batch_weights = weights[index]
         loss = (loss_rows * batch_weights).sum() / batch_weights.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(module.parameters(), config.gradient_clip)
         optimizer.step()
-        total = total + loss.detach() * batch_weights.sum()
-    return (total / weights.sum()).item()
+        total = total + torch.stack([loss.detach() * batch_weights.sum(), batch_weights.sum()])
+    if replica is not None:
+        total = replica.all_reduce_sum(total)
+    return (total[0] / total[1]).item()
 
 
 def train(
@@ -113,12 +138,15 @@ def train(
     config: TrainingConfig,
     generator: torch.Generator,
     log: Callable[[str], None] = print,
+    replica: Replica | None = None,
 ) -> TrainingResult:
     """Fit ``module`` in place by minimising its weighted training loss.
 
     Model selection uses the exact validation negative log-likelihood when a
     validation set is given, else the training loss. On return the module
-    holds the best state and is in eval mode.
+    holds the best state and is in eval mode. With a ``replica``, this
+    process trains on its shard of the rows; every process sees the same
+    validation loss, so all take the same early-stopping decisions.
     """
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     result = TrainingResult()
@@ -134,7 +162,7 @@ def train(
             lr = _cosine_lr(config, epoch) * lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            train_loss = _run_epoch(module, optimizer, x_train, w_train, config, generator, epoch)
+            train_loss = _run_epoch(module, optimizer, x_train, w_train, config, generator, epoch, replica)
             val_loss = (
                 mean_negative_log_likelihood(module, x_val, w_val, config.eval_batch_size)
                 if has_validation
