@@ -229,3 +229,19 @@ def test_indivisible_grid_names_the_remedy():
 
 def test_model_is_a_sequence_latent_flow_density():
     assert isinstance(_model(), SequenceLatentFlowDensity)
+
+
+def test_mnist_shape_keeps_its_dimensionality():
+    """1x28x28: two squeezes give a 16x7x7 base, a 7x7 code grid (L = 49); no upsampling anywhere."""
+    model = sequence_latent_flow(
+        (1, 28, 28), 8, n_downsamples=2, code_dim=2, encoder_channels=4, n_scales=2, n_layers_per_scale=1,
+        hidden_channels=4, prior_layers=1, prior_heads=1, prior_embd=8, top_m=2,
+    ).eval()
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    assert model.grid == (7, 7) and model.flow.output_shape == (16, 7, 7)
+    x = torch.rand(2, 784, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert model.log_joint(x).shape == (2, 2)
+        assert torch.isfinite(model.log_prob_bound(x)).all()
+        samples, codes = model.sample(2, torch.Generator().manual_seed(2))
+    assert samples.shape == (2, 784) and codes.shape == (2, 49)
