@@ -48,16 +48,3 @@ html_theme_options = {
     "fixed_sidebar": True,
 }
 
-
-def _quote_shape_names(app, what, name, obj, options, lines):
-    """Quote ``(n_features_in_,)`` in docstrings, as scikit-learn writes it.
-
-    Unquoted, reStructuredText reads a trailing underscore as a hyperlink
-    reference ("Unknown target name"). Runs before numpydoc; a no-op once the
-    docstrings write ``(`n_features_in_`,)`` themselves.
-    """
-    lines[:] = [line.replace("(n_features_in_,)", "(`n_features_in_`,)") for line in lines]
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _quote_shape_names, priority=100)

@@ -5,7 +5,8 @@ it (``_initialize_module``). Everything else derives from one primitive, the
 ``(n, K)`` matrix ``_log_joint(X) = log pi_k + log p(x | k)`` in the user's
 units, as in scikit-learn's ``BaseMixture``: ``score_samples`` is its
 logsumexp, ``predict_proba`` its softmax, ``predict_cluster`` its argmax, so
-they can never disagree.
+they can never disagree. The matrix is produced in row chunks
+(``_iter_log_joint``) so that scoring streams in bounded memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import math
 import warnings
 from abc import ABCMeta, abstractmethod
+from collections.abc import Iterator
 from numbers import Integral, Real
 
 import numpy as np
@@ -223,48 +225,52 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 f"stopped; the model from epoch {result.best_epoch} is kept. Lower learning_rate, "
                 "increase tail_bound, or remove extreme outliers from X.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         elif result.stop_reason == "interrupted":
             warnings.warn(
                 f"{name}: fit interrupted; the best model so far (epoch {result.best_epoch}) is kept.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         elif result.stop_reason == "max_epochs":
             warnings.warn(
                 f"{name}: training used all max_epochs={self.max_epochs} epochs before early "
                 "stopping; increase max_epochs or learning_rate for a better fit.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         if result.n_recoveries and result.stop_reason != "diverged":
             warnings.warn(
                 f"{name}: {result.n_recoveries} epoch(s) gave a non-finite loss and were rolled "
                 "back with a halved learning rate; consider a lower learning_rate.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
     # --------------------------------------------------------------- scoring
-    def _standardize(self, X) -> np.ndarray:
+    @torch.no_grad()
+    def _iter_log_joint(self, X) -> Iterator[np.ndarray]:
+        """``log pi_k + log p(x | k)`` in X's units, in chunks of (rows, n_latent).
+
+        Each chunk holds at most ``SCORE_CHUNK_ELEMENTS`` rows times states, so
+        scoring any number of rows needs a bounded amount of working memory.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return (X - self.location_) / self.scale_
-
-    @torch.no_grad()
-    def _log_joint(self, X) -> np.ndarray:
-        """``log pi_k + log p(x | k)`` of shape (n_samples, n_latent), in X's units."""
-        Z = self._standardize(X)
         module = self.module_
         module.eval()
         reference = next(module.parameters())
         chunk = max(1, SCORE_CHUNK_ELEMENTS // module.n_states)
-        parts = []
-        for start in range(0, Z.shape[0], chunk):
-            rows = torch.as_tensor(Z[start : start + chunk], dtype=reference.dtype, device=reference.device)
-            parts.append(module.log_joint(rows).cpu().numpy().astype(np.float64))
-        return np.concatenate(parts) + self._log_det_standardization
+        for start in range(0, X.shape[0], chunk):
+            Z = (X[start : start + chunk] - self.location_) / self.scale_
+            rows = torch.as_tensor(Z, dtype=reference.dtype, device=reference.device)
+            log_joint = module.log_joint(rows).cpu().numpy().astype(np.float64)
+            yield log_joint + self._log_det_standardization
+
+    def _log_joint(self, X) -> np.ndarray:
+        """The (n_samples, n_latent) matrix every public method derives from."""
+        return np.concatenate(list(self._iter_log_joint(X)))
 
     def score_samples(self, X):
         """Exact log-density of each sample, in nats, in the units of X.
@@ -280,7 +286,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             ``log p(x)``, including the log-Jacobian of the internal
             standardisation.
         """
-        return logsumexp(self._log_joint(X), axis=1)
+        return np.concatenate([logsumexp(chunk, axis=1) for chunk in self._iter_log_joint(X)])
 
     def score(self, X, y=None):
         """Mean log-likelihood of X (nats per sample): what ``GridSearchCV`` maximises.
@@ -328,7 +334,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         labels : ndarray of shape (n_samples,)
             ``argmax_k p(k | x)``.
         """
-        return np.argmax(self._log_joint(X), axis=1)
+        return np.concatenate([np.argmax(chunk, axis=1) for chunk in self._iter_log_joint(X)])
 
     def predict(self, X):
         """Alias of :meth:`predict_cluster`, for scikit-learn compatibility.

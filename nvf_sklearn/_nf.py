@@ -68,7 +68,7 @@ class NFDensity(BaseFlowDensity):
         The fitted flow (``FlowDensity``), in eval mode on ``device_``.
     device_ : str
         Device the model lives on.
-    location_, scale_ : ndarray of shape (n_features_in_,)
+    location_, scale_ : ndarray of shape (`n_features_in_`,)
         Standardisation fitted on the training rows.
     n_iter_ : int
         Epochs run.
@@ -85,7 +85,7 @@ class NFDensity(BaseFlowDensity):
         Best entry of ``validation_scores_``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     See Also

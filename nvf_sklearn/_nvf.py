@@ -98,7 +98,7 @@ class NVFDensity(BaseFlowDensity):
         The fitted ``LatentFlowDensity``, in eval mode on ``device_``.
     device_ : str
         Device the model lives on.
-    location_, scale_ : ndarray of shape (n_features_in_,)
+    location_, scale_ : ndarray of shape (`n_features_in_`,)
         Standardisation fitted on the training rows.
     n_iter_ : int
         Epochs run.
@@ -115,7 +115,7 @@ class NVFDensity(BaseFlowDensity):
         Best entry of ``validation_scores_``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     See Also
@@ -252,7 +252,7 @@ class NVFDensity(BaseFlowDensity):
                 f"NVFDensity: only {self.n_effective_latent_} of n_latent={self.n_latent} states "
                 "explain at least one training row; a smaller n_latent fits as well.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def fit_predict(self, X, y=None, sample_weight=None):
