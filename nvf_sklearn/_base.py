@@ -101,8 +101,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _build_module(self, n_features: int) -> torch.nn.Module:
         """Return the untrained density model (the protocol of ``_engine.density``)."""
 
-    def _check_training_data(self, X: np.ndarray) -> None:
-        """Raise a ValueError naming the remedy if X cannot support this model."""
+    def _check_training_rows(self, n_train: int) -> None:
+        """Raise a ValueError naming the remedy if ``n_train`` rows cannot fit this model."""
 
     def _initialize_module(self, module, Z, sample_weight, generator, rng) -> None:
         """Warm-start ``module`` from the standardised training rows ``Z`` (a tensor on
@@ -143,12 +143,12 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, sample_weight):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        self._check_training_data(X)
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device, self.n_devices)
         dtype = torch_dtype(self.dtype)
 
         train_rows, validation_rows = self._split_rows(X.shape[0], rng)
+        self._check_training_rows(train_rows.size)
         location, scale = location_scale(X[train_rows])
         Z = (X - location) / scale
 
@@ -159,12 +159,13 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         initialize_parameters(module, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
         module.to(device)
         init_generator = torch.Generator(device=device).manual_seed(int(rng.randint(_SEED_RANGE)))
-        self._initialize_module(module, tensor(Z[train_rows]), sample_weight[train_rows], init_generator, rng)
+        z_train = tensor(Z[train_rows])
+        self._initialize_module(module, z_train, sample_weight[train_rows], init_generator, rng)
 
         weights = sample_weight / sample_weight[train_rows].mean()
         has_validation = validation_rows.size > 0
         data = (
-            tensor(Z[train_rows]),
+            z_train,
             tensor(weights[train_rows]),
             tensor(Z[validation_rows]) if has_validation else None,
             tensor(weights[validation_rows]) if has_validation else None,

@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
 
 from ._base import BaseFlowDensity
 from ._compat import Interval, StrOptions
@@ -200,8 +201,7 @@ class NVFDensity(BaseFlowDensity):
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
 
-    def _check_training_data(self, X: np.ndarray) -> None:
-        n_train = X.shape[0] - int(np.floor(self.validation_fraction * X.shape[0]))
+    def _check_training_rows(self, n_train: int) -> None:
         if self.n_latent > n_train:
             raise ValueError(
                 f"n_latent={self.n_latent} exceeds the {n_train} training rows; "
@@ -238,8 +238,7 @@ class NVFDensity(BaseFlowDensity):
             )
         else:
             centres = Z_numpy[rng.choice(len(Z_numpy), self.n_latent, replace=False)]
-            distances = ((Z_numpy[:, None, :] - centres[None]) ** 2).sum(-1)
-            labels = distances.argmin(axis=1)
+            labels = pairwise_distances_argmin(Z_numpy, centres)  # chunked: bounded memory
         labels = torch.as_tensor(labels, dtype=torch.long, device=Z.device)
         module.initialize_from_assignments(Z, labels, generator)
 
