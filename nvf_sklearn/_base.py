@@ -27,13 +27,12 @@ from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
 from ._device import resolve_device, torch_dtype
+from ._engine.density import SCORE_CHUNK_ELEMENTS, score_chunk_rows
 from ._engine.distributed import train_data_parallel, train_replica
 from ._engine.initialization import initialize_parameters
 from ._engine.training import TrainingConfig, train
 from ._standardization import location_scale
 
-#: Rows times latent states scored per chunk: bounds scoring memory for any n.
-SCORE_CHUNK_ELEMENTS = 1 << 16
 _SEED_RANGE = 2**31 - 1
 
 
@@ -254,7 +253,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _iter_log_joint(self, X) -> Iterator[np.ndarray]:
         """``log pi_k + log p(x | k)`` in X's units, in chunks of (rows, n_latent).
 
-        Each chunk holds at most ``SCORE_CHUNK_ELEMENTS`` rows times states, so
+        Each chunk holds at most ``SCORE_CHUNK_ELEMENTS`` rows times states
+        (``_engine.density``), so
         scoring any number of rows needs a bounded amount of working memory.
         """
         check_is_fitted(self)
@@ -262,7 +262,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         module = self.module_
         module.eval()
         reference = next(module.parameters())
-        chunk = max(1, SCORE_CHUNK_ELEMENTS // module.n_states)
+        chunk = score_chunk_rows(module.n_states)
         for start in range(0, X.shape[0], chunk):
             Z = (X[start : start + chunk] - self.location_) / self.scale_
             rows = torch.as_tensor(Z, dtype=reference.dtype, device=reference.device)
@@ -419,7 +419,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         reference = next(self.module_.parameters())
         generator = torch.Generator(device=reference.device).manual_seed(int(stream.randint(_SEED_RANGE)))
         self.module_.eval()
-        chunk = SCORE_CHUNK_ELEMENTS
+        chunk = SCORE_CHUNK_ELEMENTS  # one state per sampled row
         samples, states = [], []
         for start in range(0, n_samples, chunk):
             x, k = self.module_.sample(min(chunk, n_samples - start), generator)

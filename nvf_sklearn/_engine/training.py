@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .density import score_chunk_rows
+
 
 @dataclass
 class TrainingConfig:
@@ -29,7 +31,6 @@ class TrainingConfig:
     #: Cosine decay ends at this fraction of the learning rate.
     final_lr_fraction: float = 0.01
     max_recoveries: int = 4
-    eval_batch_size: int = 8192
     verbose: int = 0
 
 
@@ -47,10 +48,9 @@ class TrainingResult:
 
 
 @torch.no_grad()
-def mean_negative_log_likelihood(
-    module: nn.Module, x: Tensor, weights: Tensor, chunk_size: int
-) -> float:
+def mean_negative_log_likelihood(module: nn.Module, x: Tensor, weights: Tensor) -> float:
     """Exact weighted mean of ``-log p(x)`` in eval mode, scored in chunks."""
+    chunk_size = score_chunk_rows(module.n_states)
     was_training = module.training
     module.eval()
     total = torch.zeros((), dtype=x.dtype, device=x.device)
@@ -153,7 +153,7 @@ def train(
     result = TrainingResult()
     has_validation = x_val is not None and x_val.shape[0] > 0
     if has_validation:
-        result.best_loss = mean_negative_log_likelihood(module, x_val, w_val, config.eval_batch_size)
+        result.best_loss = mean_negative_log_likelihood(module, x_val, w_val)
     best_state = copy.deepcopy(module.state_dict())
     lr_scale, epochs_without_improvement = 1.0, 0
     try:
@@ -165,7 +165,7 @@ def train(
                 group["lr"] = lr
             train_loss = _run_epoch(module, optimizer, x_train, w_train, config, generator, epoch, replica)
             val_loss = (
-                mean_negative_log_likelihood(module, x_val, w_val, config.eval_batch_size)
+                mean_negative_log_likelihood(module, x_val, w_val)
                 if has_validation
                 else train_loss
             )
