@@ -129,6 +129,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est.fit(X).n_features_in_
+        2
         """
         saved_state = dict(self.__dict__)
         try:
@@ -286,6 +295,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         log_density : ndarray of shape (n_samples,)
             ``log p(x)``, including the log-Jacobian of the internal
             standardisation.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est.fit(X).score_samples(X[:3]).shape
+        (3,)
         """
         return np.concatenate([logsumexp(chunk, axis=1) for chunk in self._iter_log_joint(X)])
 
@@ -303,6 +321,16 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         mean_log_likelihood : float
             The mean, not the sum, of ``score_samples(X)``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est = est.fit(X)
+        >>> bool(np.isclose(est.score(X), est.score_samples(X).mean()))
+        True
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -318,6 +346,16 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         proba : ndarray of shape (n_samples, n_latent)
             ``p(k | x)``; rows sum to one.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> proba = est.fit(X).predict_proba(X[:4])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+        ((4, 2), True)
         """
         log_joint = self._log_joint(X)
         return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
@@ -334,6 +372,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         labels : ndarray of shape (n_samples,)
             ``argmax_k p(k | x)``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est.fit(X).predict_cluster(X[:4]).shape
+        (4,)
         """
         return np.concatenate([np.argmax(chunk, axis=1) for chunk in self._iter_log_joint(X)])
 
@@ -349,6 +396,16 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         labels : ndarray of shape (n_samples,)
             ``argmax_k p(k | x)``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est = est.fit(X)
+        >>> bool((est.predict(X) == est.predict_cluster(X)).all())
+        True
         """
         return self.predict_cluster(X)
 
@@ -364,6 +421,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         bic : float
             ``-2 * sum log p(x) + n_parameters * log(n_samples)``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> isinstance(est.fit(X).bic(X), float)
+        True
         """
         log_likelihood = self.score_samples(X)
         return float(-2.0 * log_likelihood.sum() + self.n_parameters_ * np.log(len(log_likelihood)))
@@ -380,6 +446,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         aic : float
             ``-2 * sum log p(x) + 2 * n_parameters``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> isinstance(est.fit(X).aic(X), float)
+        True
         """
         return float(-2.0 * self.score_samples(X).sum() + 2.0 * self.n_parameters_)
 
@@ -411,6 +486,16 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             Samples in the units of the training data, in random order.
         y : ndarray of shape (n_samples,)
             Latent state of each sample.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from nvf_sklearn import NVFDensity
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> X_new, k_new = est.fit(X).sample(5)
+        >>> X_new.shape, k_new.shape
+        ((5, 2), (5,))
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:

@@ -270,5 +270,13 @@ class NVFDensity(BaseFlowDensity):
         -------
         labels : ndarray of shape (n_samples,)
             ``argmax_k p(k | x)`` under the fitted model.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> sorted(set(est.fit_predict(X).tolist())) in ([0], [1], [0, 1])
+        True
         """
         return self.fit(X, sample_weight=sample_weight).predict_cluster(X)
