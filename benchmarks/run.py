@@ -3,8 +3,8 @@
     python -m benchmarks.run --suite toy|tabular|images [--device cuda] [--quick] [--seeds 0 1 2]
 
 Run every torch process with ``OMP_NUM_THREADS=1`` on a shared machine. On 2
-CPU cores, ``--suite toy --quick`` takes about 2 minutes and ``--suite
-tabular`` about 15 (one seed); the full toy suite (5,000 rows, 200 epochs,
+CPU cores, ``--suite toy --quick`` takes about 2 minutes, ``--suite
+tabular`` about 10 and ``--suite images`` about 4 (one seed); the full toy suite (5,000 rows, 200 epochs,
 K in {4, 8, 16}) is meant for ``--device cuda``.
 
 Models (toy and tabular suites), all fitted on the same rows and tuned on the
@@ -48,6 +48,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -67,7 +68,7 @@ GMM_CANDIDATES = (1, 2, 4, 8, 16, 32)
 
 # ----------------------------------------------------------------------------------------------- arguments
 # Defaults per (suite, --quick). The full toy suite (5 x 5,000 rows, 200 epochs, three K) is meant for a GPU;
-# the tabular defaults finish in about 15 minutes on 2 busy CPU cores (MINIBOONE's K=16 fit dominates).
+# the tabular defaults take about 10 minutes on 2 busy CPU cores (MINIBOONE's NVFDensity fits dominate).
 DEFAULTS = {
     ("toy", False): dict(n_train=5000, n_test=5000, max_epochs=200, ks=[4, 8, 16], n_sample=5000),
     ("toy", True): dict(n_train=1000, n_test=1000, max_epochs=40, ks=[4, 8], n_sample=1000),
@@ -76,11 +77,16 @@ DEFAULTS = {
     ("images", False): {},
     ("images", True): {},
 }
+
+
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", required=True, choices=["toy", "tabular", "images"])
+    parser.add_argument("--suite", choices=["toy", "tabular", "images"])
+    parser.add_argument(
+        "--docs", action="store_true", help="only rewrite docs/benchmarks_results.rst from benchmarks/results/*.md"
+    )
     parser.add_argument("--device", default="cpu", help="device of the flows (GaussianMixture and KDE run on the CPU)")
-    parser.add_argument("--quick", action="store_true", help="small data, few epochs, one K: minutes on 2 CPU cores")
+    parser.add_argument("--quick", action="store_true", help="small data, few epochs, a short K grid: minutes on 2 CPU cores")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--n-train", type=int, default=None, help="toy suite: training rows per data set (default 5000)")
     parser.add_argument("--n-test", type=int, default=None, help="toy suite: test rows per data set (default 5000)")
@@ -93,6 +99,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--models", nargs="*", default=None, help="keep models whose name contains one of these")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results")
     arguments = parser.parse_args(argv)
+    if arguments.docs:
+        return arguments
+    if arguments.suite is None:
+        parser.error("--suite is required (or --docs)")
     for name, value in DEFAULTS[(arguments.suite, arguments.quick)].items():
         if getattr(arguments, name) is None:
             setattr(arguments, name, value)
@@ -442,7 +452,7 @@ def aggregate(results, n_seeds) -> list[dict]:
             mean, standard_error = mean_and_standard_error(means)
         else:
             mean, standard_error = means[0], group[0]["point_se"]
-        labels = sorted({r["label"] for r in group})
+        labels = list(dict.fromkeys(r["label"] for r in group))  # in seed order
         gaps = [r["truth"] - r["mean"] for r in group] if truth is not None else None
         sample_rates = [r["sample_rate"] for r in group if r["sample_rate"] is not None]
         rows.append(
@@ -521,7 +531,8 @@ def image_suite(arguments, argv) -> tuple[str, str]:
             raise SystemExit(f"benchmarks.images_digits failed with exit status {completed.returncode}")
         lines = completed.stdout.splitlines()
         first = next(i for i, line in enumerate(lines) if line.startswith("Test bits/dim"))
-        sections.append("\n".join(lines[first:]).strip())
+        context = [line for line in lines[:first] if line.startswith(("digits:", "codes used", "code prior cost"))]
+        sections.append("\n".join(lines[first:] + [""] + [f"- {line}" for line in context]).strip())
     minutes = (time.perf_counter() - started) / 60
     header = "\n".join(
         [
@@ -534,12 +545,98 @@ def image_suite(arguments, argv) -> tuple[str, str]:
     return header, "\n\n".join(sections)
 
 
+# ------------------------------------------------------------------------------------------------ docs
+DOCS_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks_results.rst"
+RESULT_TITLES = {
+    "run_toy": "Toy densities (``python -m benchmarks.run --suite toy``)",
+    "run_tabular": "Real tables (``python -m benchmarks.run --suite tabular``)",
+    "run_images": "Images: scikit-learn digits (``python -m benchmarks.run --suite images``)",
+    "multimodal": "Multi-modal toy densities, per K and objective (``benchmarks/multimodal.py``)",
+    "nvf_ablation": "NVFDensity ablation (``benchmarks/nvf_ablation.py``)",
+    "banana": "Banana density (``benchmarks/banana.py``)",
+    "speed_cpu": "Throughput on the CPU (``benchmarks/speed.py``)",
+    "speed_cuda": "Throughput on a GPU (``benchmarks/speed.py --device cuda``)",
+}
+
+
+def rst_inline(text: str) -> str:
+    """Markdown inline text to reStructuredText: `code` becomes ``code``, the rest is escaped."""
+    parts = text.split("`")
+    for i, part in enumerate(parts):
+        if i % 2:
+            parts[i] = f"``{part.strip()}``" if part.strip() else ""
+        else:
+            for character in "\\*_|":
+                part = part.replace(character, "\\" + character)
+            parts[i] = part
+    return "".join(parts).strip()
+
+
+def markdown_to_rst(markdown: str) -> list[str]:
+    """The few markdown forms the result files use: lines, '- ' bullets and pipe tables (as list-tables)."""
+    out, table = [], []
+
+    def flush_table():
+        if not table:
+            return
+        rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table]
+        rows = [row for row in rows if not all(set(cell) <= set("-: ") and cell for cell in row)]
+        out.extend(["", ".. list-table::", "   :header-rows: 1", ""])
+        for row in rows:
+            for j, cell in enumerate(row):
+                out.append((("   * - " if j == 0 else "     - ") + rst_inline(cell)).rstrip())
+        out.append("")
+        table.clear()
+
+    previous_bullet = False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if not line.strip():
+            previous_bullet = False
+            continue
+        bullet = line.startswith("- ")
+        if not (bullet and previous_bullet):
+            out.append("")
+        out.append(("- " + rst_inline(line[2:])) if bullet else rst_inline(line))
+        previous_bullet = bullet
+    flush_table()
+    return out
+
+
+def write_docs() -> Path:
+    results = Path(__file__).resolve().parent / "results"
+    files = sorted(results.glob("*.md"), key=lambda p: (list(RESULT_TITLES).index(p.stem) if p.stem in RESULT_TITLES else 99, p.stem))
+    lines = [
+        ".. Generated by `python -m benchmarks.run --docs` from benchmarks/results/*.md;",
+        "   rerun it after a benchmark writes new results. Included by benchmarks.rst.",
+        "",
+        "Results",
+        "-------",
+        "",
+        "The tables below are copied from ``benchmarks/results/``; each states the command that",
+        "produced it, the hardware, the split and the seeds. Log-likelihoods are test means in nats",
+        "per sample in the raw units of the data (higher is better) unless a table says otherwise.",
+    ]
+    for path in files:
+        title = RESULT_TITLES.get(path.stem, f"``{path.name}``")
+        lines += ["", "", title, "~" * len(title), "", f"From ``benchmarks/results/{path.name}``."]
+        lines += markdown_to_rst(path.read_text())
+    DOCS_RESULTS.write_text("\n".join(lines).rstrip() + "\n")
+    return DOCS_RESULTS
+
+
 def command(argv) -> str:
     return ("python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
 
 
 def main(argv=None):
     arguments = parse_arguments(argv)
+    if arguments.docs:
+        print(f"written to {write_docs()}")
+        return
     warnings.simplefilter("ignore")
     if arguments.suite == "images":
         header, table = image_suite(arguments, argv)
