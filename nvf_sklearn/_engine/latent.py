@@ -55,7 +55,7 @@ class LatentFlowDensity(nn.Module):
         objective: str = "elbo",
         learn_prior: bool = True,
         temperature_start: float = 1.0,
-        temperature_end: float = 0.1,
+        temperature_end: float = 1.0,
     ) -> None:
         super().__init__()
         self.flow = flow
