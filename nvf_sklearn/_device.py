@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import torch
@@ -10,13 +11,15 @@ import torch
 def resolve_device(device: str | torch.device, n_devices: int = 1) -> torch.device:
     """Turn the ``device`` parameter into a usable ``torch.device``.
 
-    ``"auto"`` picks CUDA when it is present, else the CPU. Under ``torchrun``
-    a CUDA device without an index becomes this process's ``LOCAL_RANK`` GPU.
-    A CUDA device (or count) that this machine lacks is an error that says
-    so, not a crash deep in torch.
+    ``"auto"`` picks CUDA when it is present, else the CPU; in a worker
+    process (``GridSearchCV(n_jobs=N)``) on a machine with several GPUs it
+    picks one by process id, so parallel fits spread over the devices. Under
+    ``torchrun`` a CUDA device without an index becomes this process's
+    ``LOCAL_RANK`` GPU. A CUDA device (or count) that this machine lacks is
+    an error that says so, not a crash deep in torch.
     """
     if isinstance(device, str) and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = _automatic_device()
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -44,6 +47,14 @@ def resolve_device(device: str | torch.device, n_devices: int = 1) -> torch.devi
     elif resolved.type != "cpu":
         raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda[:N]'.")
     return resolved
+
+
+def _automatic_device() -> str:
+    if not torch.cuda.is_available():
+        return "cpu"
+    n_gpus = torch.cuda.device_count()
+    in_worker = multiprocessing.parent_process() is not None and "LOCAL_RANK" not in os.environ
+    return f"cuda:{os.getpid() % n_gpus}" if in_worker and n_gpus > 1 else "cuda"
 
 
 def torch_dtype(name: str) -> torch.dtype:
