@@ -29,7 +29,8 @@ from sklearn.datasets import load_digits
 from sklearn.mixture import GaussianMixture
 
 from nvf_sklearn._engine.bits import bits_per_dim, dequantize, logit_transform
-from nvf_sklearn._engine.image_flow import ImageFlow, initialize_conv_parameters
+from nvf_sklearn._engine.image_flow import ImageFlow
+from nvf_sklearn._engine.initialization import initialize_parameters
 from nvf_sklearn._engine.sequence import sequence_latent_flow
 
 N_LEVELS, SHAPE, D = 17, (1, 8, 8), 64
@@ -171,7 +172,7 @@ def main() -> None:
         SHAPE, n_scales=1, n_layers_per_scale=settings["n_layers_per_scale"],
         hidden_channels=settings["baseline_hidden_channels"], logit_alpha=0.05,
     )
-    initialize_conv_parameters(flow, generator)
+    initialize_parameters(flow, generator)
     started = time.perf_counter()
     epochs = fit(
         flow,

@@ -39,6 +39,8 @@ def n_parameters(module: torch.nn.Module) -> int:
 class PeerNSF(torch.nn.Module):
     """zuko's coupling NSF behind the same three calls as our density models."""
 
+    n_states = 1
+
     def __init__(self, flow) -> None:
         super().__init__()
         self.flow = flow
@@ -109,7 +111,7 @@ def time_training_epoch(module, x, batch_size, device) -> float:
 @torch.no_grad()
 def time_scoring(module, x, device) -> float:
     """Rows per second, chunked as the estimators chunk (rows x states per chunk fixed)."""
-    chunk = score_chunk_rows(getattr(module, "n_states", 1))
+    chunk = score_chunk_rows(module)
     module.eval()
     synchronize(device)
     started = time.perf_counter()

@@ -24,13 +24,16 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
 from ._device import resolve_device, torch_dtype
-from ._engine.density import SCORE_CHUNK_ELEMENTS, score_chunk_rows
+from ._engine.bits import bits_per_dim
+from ._engine.density import score_chunk_rows
 from ._engine.distributed import train_data_parallel, train_replica
 from ._engine.initialization import initialize_parameters
 from ._engine.training import TrainingConfig, train
+from ._images import check_pixel_levels, pixel_scaling, resolve_image_shape
 from ._standardization import location_scale
 
 _SEED_RANGE = 2**31 - 1
@@ -46,6 +49,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "tail_bound": [Interval(Real, 0, None, closed="neither")],
         "lu_linear": ["boolean"],
+        "image_shape": [tuple, list, None],
+        "n_levels": [Interval(Integral, 2, None, closed="left")],
+        "n_scales": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -67,6 +73,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         n_bins,
         tail_bound,
         lu_linear,
+        image_shape,
+        n_levels,
+        n_scales,
         max_epochs,
         batch_size,
         learning_rate,
@@ -84,6 +93,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.n_bins = n_bins
         self.tail_bound = tail_bound
         self.lu_linear = lu_linear
+        self.image_shape = image_shape
+        self.n_levels = n_levels
+        self.n_scales = n_scales
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -112,18 +124,23 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, validation_data=None):
         """Fit the density model to X by maximum likelihood with early stopping.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data. A fraction ``validation_fraction`` of the rows is
-            held out for early stopping and model selection.
+            held out for early stopping and model selection, unless
+            ``validation_data`` is given.
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the rows in the likelihood.
+        validation_data : array-like of shape (n_validation, n_features), default=None
+            Rows held out for early stopping and model selection instead of a
+            random ``validation_fraction`` of X (for a fixed published split);
+            all of X is then trained on. Each validation row has weight one.
 
         Returns
         -------
@@ -141,24 +158,37 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """
         saved_state = dict(self.__dict__)
         try:
-            return self._fit(X, sample_weight)
+            return self._fit(X, sample_weight, validation_data)
         except BaseException:
             # Bad input or a failed fit leaves a previously fitted model intact.
             self.__dict__.clear()
             self.__dict__.update(saved_state)
             raise
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, validation_data):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         rng = check_random_state(self.random_state)
+        if validation_data is None:
+            train_rows, validation_rows = self._split_rows(X.shape[0], rng)
+        else:
+            # The held-out rows go after X, so everything below sees one array and two row sets.
+            X_validation = validate_data(self, validation_data, reset=False, dtype=X.dtype)
+            train_rows, validation_rows = np.arange(len(X)), np.arange(len(X), len(X) + len(X_validation))
+            X = np.concatenate([X, X_validation])
+            sample_weight = np.concatenate([sample_weight, np.ones(len(X_validation))])
+        if self._is_image_model():
+            resolve_image_shape(self.image_shape, X.shape[1])
+            check_pixel_levels(X, self.n_levels, type(self).__name__)
         device = resolve_device(self.device, self.n_devices)
         dtype = torch_dtype(self.dtype)
 
-        train_rows, validation_rows = self._split_rows(X.shape[0], rng)
         self._check_training_rows(train_rows.size)
-        location, scale = location_scale(X[train_rows])
+        location, scale = self._standardization(X[train_rows])
         Z = (X - location) / scale
+        if self._is_image_model():
+            # One fixed dequantisation of the validation images; training rows get fresh noise per epoch.
+            Z[validation_rows] += rng.uniform(size=(validation_rows.size, X.shape[1])) / self.n_levels
 
         def tensor(array):
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
@@ -201,6 +231,18 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._set_fitted_attributes(X[train_rows])
         self._warn_about_training(result)
         return self
+
+    def _is_image_model(self) -> bool:
+        return self.image_shape is not None
+
+    def _image_shape(self, n_features: int) -> tuple[int, int, int]:
+        return resolve_image_shape(self.image_shape, n_features)
+
+    def _standardization(self, X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature z-scores for tables; ``x / n_levels`` for pixels (see ``_images.py``)."""
+        if self._is_image_model():
+            return pixel_scaling(X_train.shape[1], self.n_levels)
+        return location_scale(X_train)
 
     def _split_rows(self, n_samples: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
         n_validation = min(int(math.floor(self.validation_fraction * n_samples)), n_samples - 1)
@@ -258,24 +300,29 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             )
 
     # --------------------------------------------------------------- scoring
-    @torch.no_grad()
-    def _iter_log_joint(self, X) -> Iterator[np.ndarray]:
-        """``log pi_k + log p(x | k)`` in X's units, in chunks of (rows, n_latent).
+    def _iter_model_rows(self, X) -> Iterator[torch.Tensor]:
+        """Validated X, standardised, as tensors on the model's device in scoring chunks.
 
-        Each chunk holds at most ``SCORE_CHUNK_ELEMENTS`` rows times states
-        (``_engine.density``), so
-        scoring any number of rows needs a bounded amount of working memory.
+        Each chunk holds at most ``score_chunk_rows(module_)`` rows (a fixed
+        budget of rows times states, ``_engine.density``), so scoring any
+        number of rows needs a bounded amount of working memory. The model is
+        put in eval mode.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         module = self.module_
         module.eval()
         reference = next(module.parameters())
-        chunk = score_chunk_rows(module.n_states)
+        chunk = score_chunk_rows(module)
         for start in range(0, X.shape[0], chunk):
             Z = (X[start : start + chunk] - self.location_) / self.scale_
-            rows = torch.as_tensor(Z, dtype=reference.dtype, device=reference.device)
-            log_joint = module.log_joint(rows).cpu().numpy().astype(np.float64)
+            yield torch.as_tensor(Z, dtype=reference.dtype, device=reference.device)
+
+    @torch.no_grad()
+    def _iter_log_joint(self, X) -> Iterator[np.ndarray]:
+        """``log pi_k + log p(x | k)`` in X's units, in chunks of (rows, n_latent)."""
+        for rows in self._iter_model_rows(X):
+            log_joint = self.module_.log_joint(rows).cpu().numpy().astype(np.float64)
             yield log_joint + self._log_det_standardization
 
     def _log_joint(self, X) -> np.ndarray:
@@ -333,6 +380,51 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         True
         """
         return float(np.mean(self.score_samples(X)))
+
+    @available_if(_is_image_model)
+    def bits_per_dim(self, X, random_state=0):
+        """Mean bits per dimension of images of integer pixel levels (image models only).
+
+        Each image's levels ``p`` are dequantised once, ``x = p + u`` with
+        ``u ~ U[0, 1)`` drawn from ``random_state``, and scored:
+        ``bpd = -log q(x) / (D log 2)`` with ``q`` the density of ``x`` in
+        pixel-level units (equivalently, of ``y = x / n_levels`` in the unit
+        cube, ``bpd = (-log q(y) + D log n_levels) / (D log 2)``). Lower is
+        better; a uniform density gives ``log2(n_levels)``. By Jensen's
+        inequality the expectation over ``u`` bounds the discrete model's
+        code length from above. For ``NVFDensity(latent="sequence")``,
+        ``score_samples`` is itself a lower bound on ``log q(x)``, so the
+        figure is an upper bound on the model's bits per dimension.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C * H * W)
+            Integer pixel levels in ``{0, ..., n_levels - 1}``.
+        random_state : int, RandomState instance or None, default=0
+            Seed of the dequantisation noise (fixed by default, so repeated
+            calls agree).
+
+        Returns
+        -------
+        bpd : float
+            Mean bits per dimension over the rows of X.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from nvf_sklearn import NFDensity
+        >>> X = load_digits().data[:200]
+        >>> est = NFDensity(1, image_shape=(8, 8), n_levels=17, hidden_size=4, max_epochs=1, random_state=0)
+        >>> bool(0 < est.fit(X).bits_per_dim(X) < 10)
+        True
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        check_pixel_levels(X, self.n_levels, type(self).__name__)
+        noise = check_random_state(random_state).uniform(size=X.shape)
+        log_q = self.score_samples(X + noise)
+        log_q_unit_cube = log_q + X.shape[1] * np.log(self.n_levels)
+        return float(np.mean(bits_per_dim(log_q_unit_cube, X.shape[1], self.n_levels)))
 
     def predict_proba(self, X):
         """Exact posterior probability of each latent state given each sample.
@@ -504,7 +596,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         reference = next(self.module_.parameters())
         generator = torch.Generator(device=reference.device).manual_seed(int(stream.randint(_SEED_RANGE)))
         self.module_.eval()
-        chunk = SCORE_CHUNK_ELEMENTS  # one state per sampled row
+        chunk = score_chunk_rows(self.module_, states_per_row=1)
         samples, states = [], []
         for start in range(0, n_samples, chunk):
             x, k = self.module_.sample(min(chunk, n_samples - start), generator)

@@ -9,11 +9,19 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
+from sklearn.utils._available_if import available_if
 
 from ._base import BaseFlowDensity
 from ._compat import Interval, StrOptions
+from ._engine.bits import add_dequantization_noise
 from ._engine.flows import spline_flow
 from ._engine.latent import LatentFlowDensity
+from ._engine.sequence import SequenceLatentFlowDensity, sequence_latent_flow
+from ._engine.training import TrainingResult, chain_results
+from ._nf import LOGIT_ALPHA
+
+#: Training images whose encodings seed the codebook of the sequence latent.
+CODEBOOK_INIT_ROWS = 4096
 
 
 class NVFDensity(BaseFlowDensity):
@@ -144,6 +152,10 @@ class NVFDensity(BaseFlowDensity):
     _parameter_constraints: dict = {
         **BaseFlowDensity._parameter_constraints,
         "n_latent": [Interval(Integral, 1, None, closed="left")],
+        "latent": [StrOptions({"categorical", "sequence"})],
+        "top_m": [Interval(Integral, 1, None, closed="left")],
+        "n_downsamples": [Interval(Integral, 0, None, closed="left")],
+        "code_dim": [Interval(Integral, 1, None, closed="left")],
         "objective": [StrOptions({"exact", "elbo"})],
         "prior": [StrOptions({"learned", "uniform"})],
         "init_params": [StrOptions({"kmeans", "random"})],
@@ -156,6 +168,7 @@ class NVFDensity(BaseFlowDensity):
         self,
         n_latent=8,
         *,
+        latent="categorical",
         objective="exact",
         prior="learned",
         init_params="kmeans",
@@ -168,6 +181,12 @@ class NVFDensity(BaseFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
+        image_shape=None,
+        n_levels=256,
+        n_scales=1,
+        top_m=16,
+        n_downsamples=2,
+        code_dim=8,
         max_epochs=200,
         batch_size=256,
         learning_rate=1e-3,
@@ -186,6 +205,9 @@ class NVFDensity(BaseFlowDensity):
             n_bins=n_bins,
             tail_bound=tail_bound,
             lu_linear=lu_linear,
+            image_shape=image_shape,
+            n_levels=n_levels,
+            n_scales=n_scales,
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -198,6 +220,10 @@ class NVFDensity(BaseFlowDensity):
             verbose=verbose,
         )
         self.n_latent = n_latent
+        self.latent = latent
+        self.top_m = top_m
+        self.n_downsamples = n_downsamples
+        self.code_dim = code_dim
         self.objective = objective
         self.prior = prior
         self.init_params = init_params
@@ -205,14 +231,40 @@ class NVFDensity(BaseFlowDensity):
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
 
+    def _is_sequence_latent(self) -> bool:
+        return self.latent == "sequence"
+
     def _check_training_rows(self, n_train: int) -> None:
-        if self.n_latent > n_train:
+        if self._is_sequence_latent() != self._is_image_model():
+            raise ValueError(
+                "latent='sequence' and image_shape go together: the sequence latent is a grid of "
+                "codes over an image, and images take the sequence latent. Got "
+                f"latent={self.latent!r}, image_shape={self.image_shape!r}."
+            )
+        if not self._is_sequence_latent() and self.n_latent > n_train:
             raise ValueError(
                 f"n_latent={self.n_latent} exceeds the {n_train} training rows; "
                 "decrease n_latent or pass more data."
             )
 
-    def _build_module(self, n_features: int) -> LatentFlowDensity:
+    def _build_module(self, n_features: int) -> LatentFlowDensity | SequenceLatentFlowDensity:
+        if self._is_sequence_latent():
+            return sequence_latent_flow(
+                self._image_shape(n_features),
+                self.n_latent,
+                n_downsamples=self.n_downsamples,
+                code_dim=self.code_dim,
+                encoder_channels=self.hidden_size,
+                n_scales=self.n_scales,
+                n_layers_per_scale=self.n_layers,
+                hidden_channels=self.hidden_size,
+                n_blocks=self.n_hidden_layers,
+                n_bins=self.n_bins,
+                tail_bound=self.tail_bound,
+                logit_alpha=LOGIT_ALPHA,
+                top_m=self.top_m,
+                n_levels=self.n_levels,
+            )
         flow = spline_flow(
             n_features,
             context_size=self.n_latent,
@@ -235,6 +287,10 @@ class NVFDensity(BaseFlowDensity):
         )
 
     def _initialize_module(self, module, Z, sample_weight, generator, rng) -> None:
+        if self._is_sequence_latent():
+            rows = torch.randperm(Z.shape[0], generator=generator, device=Z.device)[:CODEBOOK_INIT_ROWS]
+            module.initialize_codebook(add_dequantization_noise(Z[rows], self.n_levels, generator), generator)
+            return
         Z_numpy = Z.cpu().numpy().astype(np.float64)
         if self.init_params == "kmeans":
             labels = KMeans(self.n_latent, n_init=3, random_state=rng).fit_predict(
@@ -246,7 +302,27 @@ class NVFDensity(BaseFlowDensity):
         labels = torch.as_tensor(labels, dtype=torch.long, device=Z.device)
         module.initialize_from_assignments(Z, labels, generator)
 
+    def _train(self, module, data, seed: int) -> TrainingResult:
+        """The sequence latent trains in two stages: all of it jointly, then the prior alone.
+
+        Both stages select on the top-1 bound of the validation images (one
+        flow pass each); the second refits the prior on the final, frozen codes.
+        """
+        if not self._is_sequence_latent():
+            return super()._train(module, data, seed)
+        module.top_m = 1
+        result = super()._train(module, data, seed)
+        if result.stop_reason != "interrupted":
+            module.set_training_stage("prior")
+            result = chain_results(result, super()._train(module, data, seed + 1))
+            module.set_training_stage("joint")
+        module.top_m = self.top_m
+        return result
+
     def _set_fitted_attributes(self, X_train: np.ndarray) -> None:
+        if self._is_sequence_latent():
+            self._set_code_usage(X_train)
+            return
         self.weights_ = self.module_.log_prior().exp().detach().cpu().numpy().astype(np.float64)
         self.state_usage_ = self.predict_proba(X_train).mean(axis=0)
         self.n_effective_latent_ = int(np.sum(self.state_usage_ * len(X_train) >= 1.0))
@@ -257,6 +333,74 @@ class NVFDensity(BaseFlowDensity):
                 UserWarning,
                 stacklevel=5,
             )
+
+    def _set_code_usage(self, X_train: np.ndarray) -> None:
+        counts = np.zeros(self.n_latent)
+        with torch.no_grad():
+            for rows in self._iter_model_rows(X_train + 0.5):  # bin centres
+                codes = self.module_.encode(rows)[0].cpu().numpy()
+                counts += np.bincount(codes.ravel(), minlength=self.n_latent)
+        self.code_usage_ = counts / counts.sum()
+        self.n_effective_latent_ = int(np.count_nonzero(counts))
+
+    @available_if(lambda self: not self._is_sequence_latent())
+    def predict_proba(self, X):
+        """Exact posterior probability of each latent state given each sample.
+
+        Not available with ``latent="sequence"``, whose ``n_latent ** L``
+        sequences have no fixed set of columns; use :meth:`predict_cluster`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to assign.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_latent)
+            ``p(k | x)``; rows sum to one.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est.fit(X).predict_proba(X[:4]).shape
+        (4, 2)
+        """
+        return super().predict_proba(X)
+
+    def predict_cluster(self, X):
+        """Most probable latent state of each sample under the exact posterior.
+
+        With ``latent="sequence"`` the state is a whole code sequence: the
+        most probable of each image's ``top_m`` candidates under
+        ``p(z) p(x | z)`` (exact when ``top_m >= n_latent ** L``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to assign.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,) or (n_samples, L)
+            ``argmax_k p(k | x)``; for the sequence latent, each image's codes
+            in raster order over the code grid.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> X, _ = make_blobs(300, centers=2, random_state=0)
+        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
+        >>> est.fit(X).predict_cluster(X[:4]).shape
+        (4,)
+        """
+        if not self._is_sequence_latent():
+            return super().predict_cluster(X)
+        with torch.no_grad():
+            codes = [self.module_.most_likely_codes(rows).cpu().numpy() for rows in self._iter_model_rows(X)]
+        return np.concatenate(codes)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model and return the most probable state of each row of X.

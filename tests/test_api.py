@@ -155,3 +155,13 @@ def test_unavailable_cuda_device_is_a_clear_error(moons):
         NFDensity(**{**FAST, "device": "cuda"}).fit(moons)
     with pytest.raises(ValueError, match="not a valid device"):
         NFDensity(**{**FAST, "device": "gpu-please"}).fit(moons)
+
+
+def test_validation_data_is_what_model_selection_scores(moons):
+    """With validation_data, all of X trains and the best validation score is the score of those rows."""
+    X_validation = moons[:100] + 0.01
+    estimator = NFDensity(**FAST).fit(moons, validation_data=X_validation)
+    assert estimator.best_validation_score_ == pytest.approx(estimator.score(X_validation), abs=1e-4)
+    assert estimator.best_validation_score_ == max(estimator.validation_scores_)
+    with pytest.raises(ValueError, match="features"):
+        NFDensity(**FAST).fit(moons, validation_data=moons[:, :1])

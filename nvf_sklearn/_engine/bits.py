@@ -33,6 +33,16 @@ def dequantize(levels: Tensor, n_levels: int, generator: torch.Generator | None 
     return (levels.to(dtype) + noise) / n_levels
 
 
+def add_dequantization_noise(y: Tensor, n_levels: int, generator: torch.Generator | None = None) -> Tensor:
+    """Dequantise pixels already scaled to the unit cube: ``p / L -> (p + u) / L``.
+
+    The form the estimators train on: the grid points ``p / L`` stay on the
+    device, and every epoch draws new noise.
+    """
+    noise = torch.rand(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    return y + noise / n_levels
+
+
 def quantize(y: Tensor, n_levels: int) -> Tensor:
     """The integer level of each dequantised value: ``floor(y * L)``, clipped to ``[0, L - 1]``."""
     return torch.floor(y * n_levels).clamp(0, n_levels - 1).long()

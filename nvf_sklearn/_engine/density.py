@@ -23,9 +23,16 @@ from .flows import Flow
 SCORE_CHUNK_ELEMENTS = 1 << 16
 
 
-def score_chunk_rows(n_states: int) -> int:
-    """Rows per scoring chunk for a model with ``n_states`` latent states."""
-    return max(1, SCORE_CHUNK_ELEMENTS // n_states)
+def score_chunk_rows(module: nn.Module, states_per_row: int | None = None) -> int:
+    """Rows per chunk when ``module`` evaluates ``states_per_row`` states of each row.
+
+    The budget is ``SCORE_CHUNK_ELEMENTS`` row-states, unless the model sets a
+    smaller ``row_state_budget`` of its own (image models, whose rows cost a
+    whole image each). ``states_per_row`` defaults to ``module.n_states``
+    (scoring); sampling draws one state per row.
+    """
+    budget = getattr(module, "row_state_budget", SCORE_CHUNK_ELEMENTS)
+    return max(1, budget // (module.n_states if states_per_row is None else states_per_row))
 
 
 class FlowDensity(nn.Module):

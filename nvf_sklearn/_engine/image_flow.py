@@ -25,10 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .bits import logit_inverse, logit_transform
+from .bits import add_dequantization_noise, logit_inverse, logit_transform
 from .splines import n_spline_parameters, rq_spline
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
+
+#: Pixels pushed through a flow at once when scoring or sampling in chunks
+#: (``ImageFlow.chunk_rows`` images): bounds the memory of the conditioners'
+#: activations, about ``hidden_channels * 4`` bytes per pixel each.
+FLOW_CHUNK_PIXELS = 1 << 21
 
 
 def match_context(context: Tensor | None, height: int, width: int) -> Tensor | None:
@@ -71,7 +76,7 @@ class ConvConditioner(nn.Module):
         self.input = nn.Conv2d(in_channels + context_channels, hidden_channels, 3, padding=1)
         self.blocks = nn.Sequential(*[ResidualBlock(hidden_channels) for _ in range(n_blocks)])
         self.output = nn.Conv2d(hidden_channels, out_channels, 3, padding=1)
-        self.output.zero_init = True  # read by initialize_conv_parameters
+        self.output.zero_init = True  # read by initialization.initialize_parameters
 
     def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
         if context is not None:
@@ -279,6 +284,7 @@ class ImageFlow(nn.Module):
                 else:
                     layers.append(ChannelCoupling(channels, parity, **common))
         self.output_shape = (channels, height, width)
+        self.chunk_rows = max(1, FLOW_CHUNK_PIXELS // math.prod(self.image_shape))
         self.layers = nn.ModuleList(layers)
         self.register_buffer("reference", torch.zeros(()), persistent=False)
 
@@ -315,14 +321,22 @@ class ImageFlowDensity(nn.Module):
     """An unconditional :class:`ImageFlow` in the one-state model protocol of ``density.py``.
 
     Rows arrive flat, ``(n, C * H * W)``, as the estimators pass them, and
-    leave flat from ``sample``.
+    leave flat from ``sample``. With ``n_levels``, training rows are the grid
+    points ``p / n_levels`` of integer pixel levels ``p`` and
+    ``training_loss`` dequantises them with fresh uniform noise on each call.
     """
 
     n_states = 1
 
-    def __init__(self, flow: ImageFlow) -> None:
+    def __init__(self, flow: ImageFlow, n_levels: int | None = None) -> None:
         super().__init__()
         self.flow = flow
+        self.n_levels = n_levels
+
+    @property
+    def row_state_budget(self) -> int:
+        """Images per scoring chunk (see ``density.score_chunk_rows``)."""
+        return self.flow.chunk_rows
 
     def _images(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.flow.image_shape)
@@ -331,6 +345,8 @@ class ImageFlowDensity(nn.Module):
         return self.flow.log_prob(self._images(x)).unsqueeze(-1)
 
     def training_loss(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+        if self.n_levels is not None:
+            x = add_dequantization_noise(x, self.n_levels, generator)
         return -self.flow.log_prob(self._images(x))
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -338,26 +354,4 @@ class ImageFlowDensity(nn.Module):
         return x, torch.zeros(n, dtype=torch.long, device=x.device)
 
 
-@torch.no_grad()
-def initialize_conv_parameters(module: nn.Module, generator: torch.Generator) -> None:
-    """(Re)initialise every ``nn.Conv2d`` from ``generator`` (PyTorch's default scheme).
-
-    Weights and biases are uniform in ``+-1/sqrt(fan_in)``; a conv flagged
-    ``zero_init = True`` starts at zero, which makes its coupling the identity.
-    Complements :func:`~.initialization.initialize_parameters`, which covers
-    linear and embedding layers.
-    """
-    for layer in module.modules():
-        if not isinstance(layer, nn.Conv2d):
-            continue
-        if getattr(layer, "zero_init", False):
-            layer.weight.zero_()
-            if layer.bias is not None:
-                layer.bias.zero_()
-            continue
-        fan_in = layer.weight[0].numel()
-        bound = 1.0 / math.sqrt(fan_in)
-        for tensor in (layer.weight, layer.bias):
-            if tensor is not None:
-                values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype, device=generator.device)
-                tensor.copy_(((2.0 * values - 1.0) * bound).to(tensor.device))
+from .initialization import initialize_parameters as initialize_conv_parameters  # noqa: E402 TEMP-ALIAS (helper tuning)

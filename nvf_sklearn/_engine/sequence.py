@@ -32,14 +32,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .bits import add_dequantization_noise
 from .code_prior import CodePrior, CodePriorConfig
-from .image_flow import ImageFlow, initialize_conv_parameters
+from .image_flow import ImageFlow
 from .initialization import initialize_parameters
 from .quantizer import ConvEncoder, VectorQuantizer
-
-#: Images pushed through the flow at once when scoring many candidates.
-FLOW_CHUNK_ROWS = 4096
-
 
 def top_sequences(scores: Tensor, m: int) -> Tensor:
     """The ``m`` highest-scoring sequences under an additive score, best first.
@@ -91,6 +88,9 @@ class SequenceLatentFlowDensity(nn.Module):
         Shape of the code grid the encoder produces.
     top_m : int, default=16
         Candidates per image in ``log_joint`` (``n_states``).
+    n_levels : int or None, default=None
+        Pixel levels of the data: ``training_loss`` then takes grid points
+        ``p / n_levels`` and dequantises them with fresh uniform noise.
     """
 
     def __init__(
@@ -101,6 +101,7 @@ class SequenceLatentFlowDensity(nn.Module):
         prior: CodePrior,
         grid: tuple[int, int],
         top_m: int = 16,
+        n_levels: int | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -111,6 +112,7 @@ class SequenceLatentFlowDensity(nn.Module):
         self.n_positions = grid[0] * grid[1]
         self.n_codes = quantizer.n_codes
         self.top_m = top_m
+        self.n_levels = n_levels
         self.stage = "joint"
 
     # ----------------------------------------------------------------- shapes
@@ -118,6 +120,11 @@ class SequenceLatentFlowDensity(nn.Module):
     def n_states(self) -> int:
         """Columns of ``log_joint``: ``min(top_m, V ** L)``."""
         return min(self.top_m, self.n_codes**self.n_positions)
+
+    @property
+    def row_state_budget(self) -> int:
+        """Image-candidate pairs per scoring chunk (see ``density.score_chunk_rows``)."""
+        return self.flow.chunk_rows
 
     def _images(self, x: Tensor) -> Tensor:
         return x if x.dim() == 4 else x.reshape(x.shape[0], *self.flow.image_shape)
@@ -144,16 +151,17 @@ class SequenceLatentFlowDensity(nn.Module):
     def log_joint_of(self, x: Tensor, candidates: Tensor) -> Tensor:
         """``log p(z_j) + log p(x | z_j)`` for candidates ``(n, m, L)``: ``(n, m)``.
 
-        The ``n * m`` flow passes run in chunks of ``FLOW_CHUNK_ROWS`` images.
+        The ``n * m`` flow passes run in chunks of ``flow.chunk_rows`` images.
         """
         images = self._images(x)
         n, m, length = candidates.shape
         rows = images.repeat_interleave(m, dim=0)
         codes = candidates.reshape(n * m, length)
+        chunk = self.flow.chunk_rows
         parts = [
-            self.prior.log_prob(codes[start : start + FLOW_CHUNK_ROWS])
-            + self.log_likelihood(rows[start : start + FLOW_CHUNK_ROWS], codes[start : start + FLOW_CHUNK_ROWS])
-            for start in range(0, n * m, FLOW_CHUNK_ROWS)
+            self.prior.log_prob(codes[start : start + chunk])
+            + self.log_likelihood(rows[start : start + chunk], codes[start : start + chunk])
+            for start in range(0, n * m, chunk)
         ]
         return torch.cat(parts).reshape(n, m)
 
@@ -187,6 +195,8 @@ class SequenceLatentFlowDensity(nn.Module):
 
     def training_loss(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
         """Per-image loss: ``-log p(z*) - log p(x | z*) + VQ`` (joint) or ``-log p(z*)`` (prior)."""
+        if self.n_levels is not None:
+            x = add_dequantization_noise(x, self.n_levels, generator)
         images = self._images(x)
         if self.stage == "prior":
             with torch.no_grad():
@@ -207,13 +217,8 @@ class SequenceLatentFlowDensity(nn.Module):
     # ---------------------------------------------------------- initialisation
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Seeded initialisation of every layer (linear, embedding, conv; zero-init flags kept).
-
-        Pass a CPU generator and move the model to its device afterwards, as the
-        estimators do with :func:`~.initialization.initialize_parameters`.
-        """
+        """Seeded initialisation of every layer (linear, embedding, conv; zero-init flags kept)."""
         initialize_parameters(self, generator)
-        initialize_conv_parameters(self, generator)
 
     @torch.no_grad()
     def initialize_codebook(self, x: Tensor, generator: torch.Generator) -> None:
@@ -240,6 +245,7 @@ def sequence_latent_flow(
     prior_heads: int = 4,
     prior_embd: int = 64,
     top_m: int = 16,
+    n_levels: int | None = None,
 ) -> SequenceLatentFlowDensity:
     """Build a :class:`SequenceLatentFlowDensity` from hyper-parameters.
 
@@ -269,4 +275,4 @@ def sequence_latent_flow(
     prior = CodePrior(
         CodePriorConfig(n_codes, grid[0] * grid[1], n_layer=prior_layers, n_head=prior_heads, n_embd=prior_embd)
     )
-    return SequenceLatentFlowDensity(encoder, quantizer, flow, prior, grid, top_m=top_m)
+    return SequenceLatentFlowDensity(encoder, quantizer, flow, prior, grid, top_m=top_m, n_levels=n_levels)

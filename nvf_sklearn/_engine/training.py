@@ -47,10 +47,33 @@ class TrainingResult:
     n_recoveries: int = 0
 
 
+#: Stop reasons from worst to best, for a run of several stages.
+_STOP_REASON_SEVERITY = ("diverged", "interrupted", "max_epochs", "early_stopping")
+
+
+def chain_results(first: TrainingResult, second: TrainingResult) -> TrainingResult:
+    """One record of two consecutive training stages on the same model.
+
+    Curves are concatenated and epochs counted on; the second stage started
+    from the first stage's best state, so its best is the overall best. The
+    stop reason is the worse of the two.
+    """
+    return TrainingResult(
+        train_loss=first.train_loss + second.train_loss,
+        validation_loss=first.validation_loss + second.validation_loss,
+        learning_rate=first.learning_rate + second.learning_rate,
+        best_epoch=first.n_epochs + second.best_epoch if second.best_epoch else first.best_epoch,
+        best_loss=second.best_loss,
+        n_epochs=first.n_epochs + second.n_epochs,
+        stop_reason=min(first.stop_reason, second.stop_reason, key=_STOP_REASON_SEVERITY.index),
+        n_recoveries=first.n_recoveries + second.n_recoveries,
+    )
+
+
 @torch.no_grad()
 def mean_negative_log_likelihood(module: nn.Module, x: Tensor, weights: Tensor) -> float:
     """Exact weighted mean of ``-log p(x)`` in eval mode, scored in chunks."""
-    chunk_size = score_chunk_rows(module.n_states)
+    chunk_size = score_chunk_rows(module)
     was_training = module.training
     module.eval()
     total = torch.zeros((), dtype=x.dtype, device=x.device)

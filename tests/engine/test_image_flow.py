@@ -11,9 +11,9 @@ from nvf_sklearn._engine.image_flow import (
     ImageFlow,
     ImageFlowDensity,
     Squeeze,
-    initialize_conv_parameters,
     match_context,
 )
+from nvf_sklearn._engine.initialization import initialize_parameters
 
 SHAPE = (1, 4, 4)
 
@@ -101,7 +101,7 @@ def test_spline_layers_actually_change_the_data():
 @pytest.mark.parametrize("kind, n_scales, logit_alpha", CONFIGS)
 def test_fresh_flow_is_the_identity_after_the_pre_transform(kind, n_scales, logit_alpha):
     flow = _randomised_flow(kind, n_scales, logit_alpha)
-    initialize_conv_parameters(flow, torch.Generator().manual_seed(0))
+    initialize_parameters(flow, torch.Generator().manual_seed(0))
     x, context = _images(8, logit_alpha), _context(kind, 8)
     z, log_det = flow.transform(x, context)
     squeezed, pre_log_det = x, torch.zeros(8, dtype=torch.float64)
@@ -117,7 +117,7 @@ def test_logit_flow_density_is_in_pixel_space():
     """With the logit pre-transform at init: log p(y) = log N(s) + log|ds/dy|, computed by hand."""
     alpha = 0.05
     flow = ImageFlow(SHAPE, n_scales=0, n_layers_per_scale=2, hidden_channels=4, logit_alpha=alpha).double()
-    initialize_conv_parameters(flow, torch.Generator().manual_seed(0))
+    initialize_parameters(flow, torch.Generator().manual_seed(0))
     y = _images(4, alpha)
     t = alpha + (1 - 2 * alpha) * y
     s = torch.log(t / (1 - t))
