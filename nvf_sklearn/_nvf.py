@@ -39,7 +39,17 @@ class NVFDensity(BaseFlowDensity):
     Parameters
     ----------
     n_latent : int, default=8
-        Number of latent states K. ``n_latent=1`` is a plain flow.
+        Number of latent states K. ``n_latent=1`` is a plain flow. With
+        ``latent="sequence"``: the codebook size V.
+    latent : {"categorical", "sequence"}, default="categorical"
+        ``"categorical"``: one of K states per row (tables). ``"sequence"``:
+        for images (requires ``image_shape``), a grid of discrete codes, one
+        per patch, with a causal transformer prior over the code sequence;
+        ``score_samples`` is then a lower bound on log p(x) over each image's
+        ``top_m`` most likely code sequences (see the user guide, "Images").
+        The parameters ``objective``, ``prior``, ``init_params``,
+        ``encoder_hidden_sizes`` and the temperatures apply to the
+        categorical latent only.
     objective : {"exact", "elbo"}, default="exact"
         Training objective: the exact log-likelihood, or the single-sample
         ELBO of the NVF paper (cheaper per step for large K).
@@ -71,7 +81,30 @@ class NVFDensity(BaseFlowDensity):
         Splines act on ``[-tail_bound, tail_bound]`` (standardised units) and
         are the identity outside.
     lu_linear : bool, default=True
-        Insert a learned LU-factorised linear layer before each coupling layer.
+        Insert a learned LU-factorised linear layer before each coupling layer
+        (tables only).
+    image_shape : tuple of int or None, default=None
+        ``(H, W)`` or ``(C, H, W)`` of the images in the rows of X (integer
+        pixel levels); requires ``latent="sequence"``. ``n_layers``,
+        ``hidden_size`` and ``n_hidden_layers`` then size the image flow's
+        couplings per scale, conditioner channels and residual blocks.
+    n_levels : int, default=256
+        Number of pixel levels (images only).
+    n_scales : int, default=1
+        Squeeze operations of the image flow (images only).
+    top_m : int, default=16
+        Code sequences per image summed in ``score_samples`` (sequence latent
+        only); larger is tighter and slower, ``n_latent ** L`` is exact.
+    n_downsamples : int, default=2
+        Halvings of the image side by the encoder: the code grid is
+        ``H / 2**n_downsamples`` by ``W / 2**n_downsamples`` (sequence latent).
+    code_dim : int, default=8
+        Dimension of the codebook vectors (sequence latent).
+    prior_layers : int, default=2
+        Transformer blocks of the code prior (sequence latent).
+    prior_hidden_size : int, default=64
+        Embedding width of the code prior, a multiple of its 4 heads
+        (sequence latent).
     max_epochs : int, default=200
         Largest number of passes over the training data.
     batch_size : int, default=256
@@ -102,11 +135,16 @@ class NVFDensity(BaseFlowDensity):
     Attributes
     ----------
     weights_ : ndarray of shape (n_latent,)
-        State weights pi.
+        State weights pi (categorical latent).
     state_usage_ : ndarray of shape (n_latent,)
-        Mean exact posterior p(k | x) over the training rows.
+        Mean exact posterior p(k | x) over the training rows (categorical
+        latent).
+    code_usage_ : ndarray of shape (n_latent,)
+        Fraction of the training images' code positions that take each code
+        (sequence latent).
     n_effective_latent_ : int
-        States that carry at least one training row's worth of posterior mass.
+        States that carry at least one training row's worth of posterior
+        mass; for the sequence latent, codes used by the training images.
     module_ : torch.nn.Module
         The fitted ``LatentFlowDensity``, in eval mode on ``device_``.
     device_ : str
@@ -123,7 +161,9 @@ class NVFDensity(BaseFlowDensity):
         Training objective per epoch (negative log-likelihood, or negative
         ELBO, nats per sample in the units of X).
     validation_scores_ : list of float
-        Exact mean validation log-likelihood per epoch (nats, units of X).
+        Exact mean validation log-likelihood per epoch (nats, units of X);
+        for the sequence latent, its top-1 lower bound, joint stage first,
+        then the prior stage.
     best_validation_score_ : float or None
         Best entry of ``validation_scores_``.
     n_features_in_ : int
@@ -156,6 +196,8 @@ class NVFDensity(BaseFlowDensity):
         "top_m": [Interval(Integral, 1, None, closed="left")],
         "n_downsamples": [Interval(Integral, 0, None, closed="left")],
         "code_dim": [Interval(Integral, 1, None, closed="left")],
+        "prior_layers": [Interval(Integral, 1, None, closed="left")],
+        "prior_hidden_size": [Interval(Integral, 1, None, closed="left")],
         "objective": [StrOptions({"exact", "elbo"})],
         "prior": [StrOptions({"learned", "uniform"})],
         "init_params": [StrOptions({"kmeans", "random"})],
@@ -187,6 +229,8 @@ class NVFDensity(BaseFlowDensity):
         top_m=16,
         n_downsamples=2,
         code_dim=8,
+        prior_layers=2,
+        prior_hidden_size=64,
         max_epochs=200,
         batch_size=256,
         learning_rate=1e-3,
@@ -224,6 +268,8 @@ class NVFDensity(BaseFlowDensity):
         self.top_m = top_m
         self.n_downsamples = n_downsamples
         self.code_dim = code_dim
+        self.prior_layers = prior_layers
+        self.prior_hidden_size = prior_hidden_size
         self.objective = objective
         self.prior = prior
         self.init_params = init_params
@@ -262,6 +308,8 @@ class NVFDensity(BaseFlowDensity):
                 n_bins=self.n_bins,
                 tail_bound=self.tail_bound,
                 logit_alpha=LOGIT_ALPHA,
+                prior_layers=self.prior_layers,
+                prior_embd=self.prior_hidden_size,
                 top_m=self.top_m,
                 n_levels=self.n_levels,
             )

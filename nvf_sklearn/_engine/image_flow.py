@@ -353,5 +353,3 @@ class ImageFlowDensity(nn.Module):
         x = self.flow.sample(n, None, generator).flatten(1)
         return x, torch.zeros(n, dtype=torch.long, device=x.device)
 
-
-from .initialization import initialize_parameters as initialize_conv_parameters  # noqa: E402 TEMP-ALIAS (helper tuning)

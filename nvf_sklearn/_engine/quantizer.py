@@ -9,8 +9,12 @@ Training uses the straight-through estimator (the flow's gradient passes to
 the encoder as if quantisation were the identity) and the two VQ-VAE terms:
 the codebook loss ``||sg(e) - c||^2`` moves codes towards encodings, the
 commitment loss ``beta ||e - sg(c)||^2`` keeps encodings near their codes.
-The codebook changes only through these gradients, so it is frozen whenever
-the optimiser is not stepping (in particular at evaluation).
+Codes that no position has chosen for a while are restarted at encodings of
+the current batch (:meth:`VectorQuantizer.restart_dead_codes`, called by the
+training loss only): without it, a codebook can collapse onto one or two codes,
+which was seen on digits. The codebook changes only through these two paths,
+so it is frozen whenever training is not stepping (in particular at
+evaluation).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class VectorQuantizer(nn.Module):
         self.code_dim = code_dim
         self.commitment = commitment
         self.codebook = nn.Embedding(n_codes, code_dim)
+        # Moving average of each code's share of the positions of recent training batches.
+        self.register_buffer("usage", torch.full((n_codes,), 1.0 / n_codes))
 
     @staticmethod
     def flatten_grid(encodings: Tensor) -> Tensor:
@@ -75,6 +81,25 @@ class VectorQuantizer(nn.Module):
         commitment_loss = (encodings - quantized.detach()).pow(2).flatten(1).sum(dim=1)
         straight_through = encodings + (quantized - encodings).detach()
         return codes, straight_through, codebook_loss + self.commitment * commitment_loss
+
+    @torch.no_grad()
+    def restart_dead_codes(
+        self, encodings: Tensor, codes: Tensor, generator: torch.Generator, decay: float = 0.9
+    ) -> None:
+        """Update the usage averages with a batch's codes; move dead codes onto its encodings.
+
+        A code is dead when its average share of the positions falls below
+        ``0.03 / V`` (about 30 steps without use, with ``decay=0.9``); it
+        restarts at a random encoding of this batch with a fresh share of
+        ``1 / V``. Device-side only (no host synchronisation).
+        """
+        counts = torch.bincount(codes.flatten(), minlength=self.n_codes).to(self.usage.dtype)
+        self.usage.mul_(decay).add_((1.0 - decay) * counts / counts.sum())
+        dead = self.usage < 0.03 / self.n_codes
+        flat = self.flatten_grid(encodings).reshape(-1, self.code_dim)
+        picks = torch.randint(flat.shape[0], (self.n_codes,), generator=generator, device=flat.device)
+        self.codebook.weight.copy_(torch.where(dead.unsqueeze(-1), flat[picks], self.codebook.weight))
+        self.usage.copy_(torch.where(dead, torch.full_like(self.usage, 1.0 / self.n_codes), self.usage))
 
     @torch.no_grad()
     def initialize_from_encodings(self, encodings: Tensor, generator: torch.Generator) -> None:

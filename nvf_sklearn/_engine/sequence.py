@@ -38,6 +38,10 @@ from .image_flow import ImageFlow
 from .initialization import initialize_parameters
 from .quantizer import ConvEncoder, VectorQuantizer
 
+def _in_process_group() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def top_sequences(scores: Tensor, m: int) -> Tensor:
     """The ``m`` highest-scoring sequences under an additive score, best first.
 
@@ -202,9 +206,13 @@ class SequenceLatentFlowDensity(nn.Module):
             with torch.no_grad():
                 codes = self.encode(images)[0]
             return -self.prior.log_prob(codes)
-        codes, quantized, vq_loss = self.quantizer(self.encoder(images))
+        encodings = self.encoder(images)
+        codes, quantized, vq_loss = self.quantizer(encodings)
         log_likelihood = self.flow.log_prob(images, quantized)
-        return -self.prior.log_prob(codes) - log_likelihood + vq_loss
+        loss = -self.prior.log_prob(codes) - log_likelihood + vq_loss
+        if not _in_process_group():  # replicas would restart different codes and drift apart
+            self.quantizer.restart_dead_codes(encodings.detach(), codes, generator)
+        return loss
 
     # --------------------------------------------------------------- sampling
     @torch.no_grad()

@@ -258,3 +258,22 @@ def test_save_and_load_round_trip():
     loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
     assert loaded.stage == "prior"
     torch.testing.assert_close(loaded.log_joint(x), model.log_joint(x), atol=0, rtol=0)
+
+
+def test_dead_codes_restart_at_encodings_and_used_codes_stay():
+    from nvf_sklearn._engine.quantizer import VectorQuantizer
+
+    quantizer = VectorQuantizer(n_codes=3, code_dim=2).double()
+    with torch.no_grad():
+        quantizer.codebook.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0]]))
+    generator = torch.Generator().manual_seed(0)
+    encodings = 0.01 * torch.randn(8, 2, 2, 2, generator=generator, dtype=torch.float64)  # all near code 0
+    for _ in range(40):
+        codes = quantizer.distances(encodings).argmin(-1)
+        quantizer.restart_dead_codes(encodings, codes, generator)
+    flat = quantizer.flatten_grid(encodings).reshape(-1, 2)
+    codebook = quantizer.codebook.weight
+    torch.testing.assert_close(codebook[0], torch.zeros(2, dtype=torch.float64))  # in use: untouched
+    for restarted in codebook[1:]:
+        assert (flat - restarted).norm(dim=-1).min() < 1e-12  # now sits on an encoding of the batch
+    assert quantizer.distances(encodings).argmin(-1).unique().numel() > 1
