@@ -352,4 +352,3 @@ class ImageFlowDensity(nn.Module):
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x = self.flow.sample(n, None, generator).flatten(1)
         return x, torch.zeros(n, dtype=torch.long, device=x.device)
-
