@@ -551,6 +551,8 @@ RESULT_TITLES = {
     "run_toy": "Toy densities (``python -m benchmarks.run --suite toy``)",
     "run_tabular": "Real tables (``python -m benchmarks.run --suite tabular``)",
     "run_images": "Images: scikit-learn digits (``python -m benchmarks.run --suite images``)",
+    "images_mnist_quick_cpu": "Images: MNIST, reduced CPU run (``python -m benchmarks.images_mnist --quick``)",
+    "images_mnist_full_cuda": "Images: MNIST, full size on a GPU (``python -m benchmarks.images_mnist --device cuda``)",
     "multimodal": "Multi-modal toy densities, per K and objective (``benchmarks/multimodal.py``)",
     "nvf_ablation": "NVFDensity ablation (``benchmarks/nvf_ablation.py``)",
     "banana": "Banana density (``benchmarks/banana.py``)",
