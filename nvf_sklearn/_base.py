@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._available_if import available_if
+from sklearn.utils.metaestimators import available_if
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
 from ._device import resolve_device, torch_dtype
@@ -37,6 +37,9 @@ from ._images import check_pixel_levels, pixel_scaling, resolve_image_shape
 from ._standardization import location_scale
 
 _SEED_RANGE = 2**31 - 1
+
+#: Images go through a fixed logit pre-transform with this squeeze (its log-Jacobian is exact).
+LOGIT_ALPHA = 0.05
 
 
 class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
@@ -238,6 +241,18 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _image_shape(self, n_features: int) -> tuple[int, int, int]:
         return resolve_image_shape(self.image_shape, n_features)
 
+    def _image_flow_settings(self) -> dict:
+        """The estimator's flow parameters in the image flow's terms (``ImageFlow`` keywords)."""
+        return dict(
+            n_scales=self.n_scales,
+            n_layers_per_scale=self.n_layers,
+            hidden_channels=self.hidden_size,
+            n_blocks=self.n_hidden_layers,
+            n_bins=self.n_bins,
+            tail_bound=self.tail_bound,
+            logit_alpha=LOGIT_ALPHA,
+        )
+
     def _standardization(self, X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature z-scores for tables; ``x / n_levels`` for pixels (see ``_images.py``)."""
         if self._is_image_model():
@@ -426,8 +441,17 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         log_q_unit_cube = log_q + X.shape[1] * np.log(self.n_levels)
         return float(np.mean(bits_per_dim(log_q_unit_cube, X.shape[1], self.n_levels)))
 
+    def _has_state_posterior(self) -> bool:
+        """Whether the latent states are a fixed set of columns (``predict_proba``)."""
+        return True
+
+    @available_if(lambda self: self._has_state_posterior())  # a subclass may override the hook
     def predict_proba(self, X):
         """Exact posterior probability of each latent state given each sample.
+
+        Not available with ``NVFDensity(latent="sequence")``, whose
+        ``n_latent ** L`` code sequences have no fixed set of columns; use
+        :meth:`predict_cluster` there.
 
         Parameters
         ----------

@@ -7,9 +7,6 @@ from ._engine.density import FlowDensity
 from ._engine.flows import spline_flow
 from ._engine.image_flow import ImageFlow, ImageFlowDensity
 
-#: Images go through a fixed logit pre-transform with this squeeze (its log-Jacobian is exact).
-LOGIT_ALPHA = 0.05
-
 
 class NFDensity(BaseFlowDensity):
     """Density estimation with a coupling neural spline flow.
@@ -176,16 +173,7 @@ class NFDensity(BaseFlowDensity):
 
     def _build_module(self, n_features: int) -> FlowDensity | ImageFlowDensity:
         if self._is_image_model():
-            flow = ImageFlow(
-                self._image_shape(n_features),
-                n_scales=self.n_scales,
-                n_layers_per_scale=self.n_layers,
-                hidden_channels=self.hidden_size,
-                n_blocks=self.n_hidden_layers,
-                n_bins=self.n_bins,
-                tail_bound=self.tail_bound,
-                logit_alpha=LOGIT_ALPHA,
-            )
+            flow = ImageFlow(self._image_shape(n_features), **self._image_flow_settings())
             return ImageFlowDensity(flow, n_levels=self.n_levels)
         return FlowDensity(
             spline_flow(

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
-from sklearn.utils._available_if import available_if
 
 from ._base import BaseFlowDensity
 from ._compat import Interval, StrOptions
@@ -18,7 +17,6 @@ from ._engine.flows import spline_flow
 from ._engine.latent import LatentFlowDensity
 from ._engine.sequence import SequenceLatentFlowDensity, sequence_latent_flow
 from ._engine.training import TrainingResult, chain_results
-from ._nf import LOGIT_ALPHA
 
 #: Training images whose encodings seed the codebook of the sequence latent.
 CODEBOOK_INIT_ROWS = 4096
@@ -301,17 +299,11 @@ class NVFDensity(BaseFlowDensity):
                 n_downsamples=self.n_downsamples,
                 code_dim=self.code_dim,
                 encoder_channels=self.hidden_size,
-                n_scales=self.n_scales,
-                n_layers_per_scale=self.n_layers,
-                hidden_channels=self.hidden_size,
-                n_blocks=self.n_hidden_layers,
-                n_bins=self.n_bins,
-                tail_bound=self.tail_bound,
-                logit_alpha=LOGIT_ALPHA,
                 prior_layers=self.prior_layers,
                 prior_embd=self.prior_hidden_size,
                 top_m=self.top_m,
                 n_levels=self.n_levels,
+                **self._image_flow_settings(),
             )
         flow = spline_flow(
             n_features,
@@ -391,32 +383,8 @@ class NVFDensity(BaseFlowDensity):
         self.code_usage_ = counts / counts.sum()
         self.n_effective_latent_ = int(np.count_nonzero(counts))
 
-    @available_if(lambda self: not self._is_sequence_latent())
-    def predict_proba(self, X):
-        """Exact posterior probability of each latent state given each sample.
-
-        Not available with ``latent="sequence"``, whose ``n_latent ** L``
-        sequences have no fixed set of columns; use :meth:`predict_cluster`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Points to assign.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_latent)
-            ``p(k | x)``; rows sum to one.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_blobs
-        >>> X, _ = make_blobs(300, centers=2, random_state=0)
-        >>> est = NVFDensity(2, n_layers=1, hidden_size=8, max_epochs=2, random_state=0)
-        >>> est.fit(X).predict_proba(X[:4]).shape
-        (4, 2)
-        """
-        return super().predict_proba(X)
+    def _has_state_posterior(self) -> bool:
+        return not self._is_sequence_latent()
 
     def predict_cluster(self, X):
         """Most probable latent state of each sample under the exact posterior.
