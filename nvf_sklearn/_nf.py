@@ -1,14 +1,12 @@
-"""NFDensity: a neural spline flow density estimator (the K = 1 case of the engine)."""
+"""NFDensity: a neural spline flow density estimator for tables (the K = 1 case of the engine)."""
 
 from __future__ import annotations
 
-from ._base import BaseFlowDensity
-from ._engine.density import FlowDensity
-from ._engine.flows import spline_flow
-from ._engine.image_flow import ImageFlow, ImageFlowDensity
+from ._engine import FlowDensity
+from ._tabular import TabularFlowDensity
 
 
-class NFDensity(BaseFlowDensity):
+class NFDensity(TabularFlowDensity):
     """Density estimation with a coupling neural spline flow.
 
     A chain of rational-quadratic spline coupling layers (Durkan et al., 2019)
@@ -16,46 +14,28 @@ class NFDensity(BaseFlowDensity):
     exact log-density by the change of variables, in the units of X.
     It is the one-state case of :class:`NVFDensity`, with the same methods, so
     the two swap freely in pipelines: ``predict_cluster`` returns zeros and
-    ``predict_proba`` a column of ones.
-
-    With ``image_shape`` the model is an image flow instead: rows of X are
-    images of integer pixel levels, modelled after uniform dequantisation by
-    checkerboard and channel spline couplings with convolutional conditioners
-    (see the user guide, "Images").
+    ``predict_proba`` a column of ones. For images of pixel levels use
+    :class:`NFImageDensity`.
 
     Parameters
     ----------
     n_layers : int, default=5
-        Number of coupling layers (per scale, for images).
+        Number of coupling layers.
     hidden_size : int, default=64
-        Width of each conditioner MLP (channels of each conditioner, for
-        images).
+        Width of each conditioner MLP.
     n_hidden_layers : int, default=2
-        Hidden layers per conditioner MLP (residual blocks, for images).
+        Hidden layers per conditioner MLP.
     n_bins : int, default=8
         Bins of each rational-quadratic spline.
     tail_bound : float, default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` in standardised units and
         are the identity outside, so far-away points get finite densities.
     lu_linear : bool, default=True
-        Insert a learned LU-factorised linear layer before each coupling layer
-        (tables only).
-    image_shape : tuple of int or None, default=None
-        ``(H, W)`` or ``(C, H, W)``: treat each row of X as an image of that
-        shape, of integer pixel levels in ``{0, ..., n_levels - 1}``. Scores
-        are then densities of the dequantised pixels ``p + u`` in pixel-level
-        units (one quantisation bin has volume one), and
-        :meth:`bits_per_dim` is available.
-    n_levels : int, default=256
-        Number of pixel levels (images only): 256 for 8-bit images, 17 for
-        scikit-learn's ``load_digits``.
-    n_scales : int, default=1
-        Squeeze operations of the image flow (images only); H and W must be
-        divisible by ``2 ** n_scales``.
+        Insert a learned LU-factorised linear layer before each coupling layer.
     max_epochs : int, default=200
         Largest number of passes over the training data.
-    batch_size : int, default=256
-        Rows per gradient step.
+    batch_size : int or "auto", default="auto"
+        Rows per gradient step; ``"auto"`` is 256.
     learning_rate : float, default=1e-3
         Initial Adam learning rate; it follows a cosine decay over
         ``max_epochs``.
@@ -76,11 +56,18 @@ class NFDensity(BaseFlowDensity):
         trains on its shard of every epoch, so the global batch is
         ``n_devices * batch_size`` rows. Under ``torchrun`` keep 1: a fit
         inside an initialised process group trains data-parallel on it.
+    compile : bool or "auto", default="auto"
+        Capture the training step as one compiled graph (``torch.compile``;
+        CUDA graphs on a GPU). ``"auto"``: on for CUDA, off for the CPU, where
+        compiling costs minutes for little gain. A capture that fails falls
+        back to eager training with a warning.
     random_state : int, RandomState instance or None, default=None
         Controls initialisation, the validation split, batch order and the
-        sampling stream. No global seed is touched.
+        sampling stream. The global NumPy and torch generators are left
+        untouched when it is set.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        1: one progress line, updated in place (epoch, validation score, time
+        left); 2: one line per epoch; 0: silent, as scikit-learn estimators are.
 
     Attributes
     ----------
@@ -88,8 +75,9 @@ class NFDensity(BaseFlowDensity):
         The fitted flow (``FlowDensity``), in eval mode on ``device_``.
     device_ : str
         Device the model lives on.
-    location_, scale_ : ndarray of shape (`n_features_in_`,)
-        Standardisation fitted on the training rows.
+    preprocessor_ : object
+        The fitted standardisation; ``location_`` and ``scale_`` are its
+        per-feature location and scale, each of shape (`n_features_in_`,).
     n_iter_ : int
         Epochs run.
     best_epoch_ : int
@@ -103,6 +91,8 @@ class NFDensity(BaseFlowDensity):
         when ``validation_fraction=0``.
     best_validation_score_ : float or None
         Best entry of ``validation_scores_``.
+    n_parameters_ : int
+        Trainable parameters of the density (what :meth:`bic` counts).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -111,6 +101,7 @@ class NFDensity(BaseFlowDensity):
     See Also
     --------
     NVFDensity : The same flow conditioned on a learned discrete latent state.
+    NFImageDensity : A convolutional spline flow for images.
     sklearn.mixture.GaussianMixture : Gaussian mixture density.
 
     Examples
@@ -135,17 +126,15 @@ class NFDensity(BaseFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
-        image_shape=None,
-        n_levels=256,
-        n_scales=1,
         max_epochs=200,
-        batch_size=256,
+        batch_size="auto",
         learning_rate=1e-3,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
         device="auto",
         n_devices=1,
+        compile="auto",
         random_state=None,
         verbose=0,
     ):
@@ -156,9 +145,6 @@ class NFDensity(BaseFlowDensity):
             n_bins=n_bins,
             tail_bound=tail_bound,
             lu_linear=lu_linear,
-            image_shape=image_shape,
-            n_levels=n_levels,
-            n_scales=n_scales,
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -167,22 +153,10 @@ class NFDensity(BaseFlowDensity):
             dtype=dtype,
             device=device,
             n_devices=n_devices,
+            compile=compile,
             random_state=random_state,
             verbose=verbose,
         )
 
-    def _build_module(self, n_features: int) -> FlowDensity | ImageFlowDensity:
-        if self._is_image_model():
-            flow = ImageFlow(self._image_shape(n_features), **self._image_flow_settings())
-            return ImageFlowDensity(flow, n_levels=self.n_levels)
-        return FlowDensity(
-            spline_flow(
-                n_features,
-                n_layers=self.n_layers,
-                hidden_size=self.hidden_size,
-                n_hidden_layers=self.n_hidden_layers,
-                n_bins=self.n_bins,
-                tail_bound=self.tail_bound,
-                lu_linear=self.lu_linear,
-            )
-        )
+    def _build_model(self, n_features: int) -> FlowDensity:
+        return FlowDensity(self._spline_flow(n_features))

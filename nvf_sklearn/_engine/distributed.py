@@ -1,74 +1,91 @@
-"""Data-parallel training over several processes with torch.distributed.
+"""Where training runs: one process, processes it spawns, or the replicas of a ``torchrun`` job.
 
-Two ways in:
+:func:`fit_model` is the one entry point. With ``n_processes > 1`` it spawns
+that many processes (gloo on CPU, NCCL with one GPU per process), trains, and
+loads the best state back into the caller's model; inside an initialised
+process group (``torchrun``) this process trains as one replica; otherwise it
+trains alone.
 
-- :func:`train_data_parallel` spawns ``world_size`` processes itself (gloo on
-  CPU, NCCL with one GPU per process), trains, and loads the best state back
-  into the caller's module;
-- :func:`train_replica` is what each process runs; under ``torchrun`` (a
-  process group already initialised) the estimator calls it directly.
-
-Every process holds the full data and trains on every ``world_size``-th row of
-each epoch's permutation (one shared seed, so the shards never overlap);
-``DistributedDataParallel`` averages the gradients, so the replicas stay
-identical and the global batch is ``world_size * batch_size`` rows.
+Data parallelism is a :class:`~.training.Strategy`: every process holds the
+full data and trains on every ``world_size``-th row of each epoch's
+permutation (one shared seed, so the shards never overlap), and the gradients
+are averaged across processes inside the step, so the replicas stay identical
+and the global batch is ``world_size * batch_size`` rows.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
+from torch import Tensor
 
-from .training import Replica, TrainingConfig, TrainingResult, train
-
-
-class TrainingObjective(nn.Module):
-    """A density model's training loss exposed as ``forward``, so DDP can wrap it."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
-        return self.model.training_loss(x, generator, progress)
+from .base import DensityModel
+from .training import EpochReport, Strategy, TrainingConfig, TrainingData, TrainingResult, train
 
 
-def train_replica(
-    module: nn.Module,
-    x_train: Tensor,
-    w_train: Tensor,
-    x_val: Tensor | None,
-    w_val: Tensor | None,
+def in_process_group() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class DataParallel(Strategy):
+    """This process's share of a data-parallel fit inside an initialised process group."""
+
+    can_compile = False  # collectives stay outside a captured graph
+
+    def __init__(self) -> None:
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    def shard(self, order: Tensor) -> Tensor:
+        # Equal shard sizes keep every process at the same number of steps.
+        usable = order.shape[0] - order.shape[0] % self.world_size
+        return order[self.rank : usable : self.world_size]
+
+    def reduce_gradients(self, gradients: list[Tensor]) -> list[Tensor]:
+        """The mean gradient over the processes, in one collective."""
+        flat = torch.cat([g.reshape(-1) for g in gradients])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        return [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in gradients]), gradients)]
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        dist.all_reduce(tensor)
+        return tensor
+
+
+def fit_model(
+    model: DensityModel,
+    data: TrainingData,
     config: TrainingConfig,
     seed: int,
+    n_processes: int = 1,
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainingResult:
-    """Train this process's replica inside an initialised process group."""
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    device = x_train.device
-    device_ids = [device.index] if device.type == "cuda" else None
-    objective = DistributedDataParallel(TrainingObjective(module), device_ids=device_ids)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    if rank != 0:
-        config = TrainingConfig(**{**config.__dict__, "verbose": 0})
-    replica = Replica(rank=rank, world_size=world_size, objective=objective)
-    return train(module, x_train, w_train, x_val, w_val, config, generator, replica=replica)
+    """Train ``model`` in place where the environment says: spawned, as a replica, or alone."""
+    if n_processes > 1:
+        return _spawn(model, data, config, seed, n_processes, on_epoch)
+    generator = torch.Generator(device=data.x.device).manual_seed(seed)
+    if in_process_group():
+        if dist.get_rank() != 0:
+            on_epoch = None
+        return train(model, data, config, generator, DataParallel(), on_epoch)
+    return train(model, data, config, generator, Strategy(), on_epoch)
 
 
 def _worker(
     rank: int,
     world_size: int,
     folder: str,
-    module: nn.Module,
-    tensors: tuple[Tensor | None, ...],
+    model: DensityModel,
+    data: TrainingData,
     config: TrainingConfig,
     seed: int,
     device_type: str,
+    on_epoch: Callable[[EpochReport], None] | None,
 ) -> None:
     backend = "nccl" if device_type == "cuda" else "gloo"
     rendezvous = Path(folder, "rendezvous").as_uri()
@@ -80,37 +97,34 @@ def _worker(
         else:
             device = torch.device("cpu")
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
-        module.to(device)
-        x_train, w_train, x_val, w_val = (t.to(device) if t is not None else None for t in tensors)
-        result = train_replica(module, x_train, w_train, x_val, w_val, config, seed)
+        model.to(device)
+        data = TrainingData(*(t.to(device) if t is not None else None for t in data.__dict__.values()))
+        result = fit_model(model, data, config, seed, on_epoch=on_epoch)
         if rank == 0:
-            state = {name: value.cpu() for name, value in module.state_dict().items()}
+            state = {name: value.cpu() for name, value in model.state_dict().items()}
             torch.save((state, result), Path(folder, "result.pt"))
     finally:
         dist.destroy_process_group()
 
 
-def train_data_parallel(
-    module: nn.Module,
-    x_train: Tensor,
-    w_train: Tensor,
-    x_val: Tensor | None,
-    w_val: Tensor | None,
+def _spawn(
+    model: DensityModel,
+    data: TrainingData,
     config: TrainingConfig,
     seed: int,
     world_size: int,
+    on_epoch: Callable[[EpochReport], None] | None,
 ) -> TrainingResult:
-    """Spawn ``world_size`` processes, train data-parallel, load the best state into ``module``."""
-    device = next(module.parameters()).device
-    tensors = tuple(t.cpu() if t is not None else None for t in (x_train, w_train, x_val, w_val))
+    device = data.x.device
+    cpu_data = TrainingData(*(t.cpu() if t is not None else None for t in data.__dict__.values()))
     with tempfile.TemporaryDirectory() as folder:
         torch.multiprocessing.spawn(
             _worker,
-            args=(world_size, folder, module.cpu(), tensors, config, seed, device.type),
+            args=(world_size, folder, model.cpu(), cpu_data, config, seed, device.type, on_epoch),
             nprocs=world_size,
             join=True,
         )
         state, result = torch.load(Path(folder, "result.pt"), weights_only=False)
-    module.load_state_dict(state)
-    module.to(device).eval()
+    model.load_state_dict(state)
+    model.to(device).eval()
     return result

@@ -9,8 +9,8 @@ Training uses the straight-through estimator (the flow's gradient passes to
 the encoder as if quantisation were the identity) and the two VQ-VAE terms:
 the codebook loss ``||sg(e) - c||^2`` moves codes towards encodings, the
 commitment loss ``beta ||e - sg(c)||^2`` keeps encodings near their codes.
-Codes that no position has chosen for a while are restarted at encodings of
-the current batch (:meth:`VectorQuantizer.restart_dead_codes`, called by the
+Codes that no position has chosen for a while are restarted at the worst
+quantised encodings of the current batch (:meth:`VectorQuantizer.restart_dead_codes`, called by the
 training loss only): without it, a codebook can collapse onto one or two codes,
 which was seen on digits. The codebook changes only through these two paths,
 so it is frozen whenever training is not stepping (in particular at
@@ -20,9 +20,10 @@ evaluation).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .image_flow import ResidualBlock
+from .image_flows import ResidualBlock
 
 
 class ConvEncoder(nn.Module):
@@ -83,22 +84,24 @@ class VectorQuantizer(nn.Module):
         return codes, straight_through, codebook_loss + self.commitment * commitment_loss
 
     @torch.no_grad()
-    def restart_dead_codes(
-        self, encodings: Tensor, codes: Tensor, generator: torch.Generator, decay: float = 0.9
-    ) -> None:
-        """Update the usage averages with a batch's codes; move dead codes onto its encodings.
+    def restart_dead_codes(self, encodings: Tensor, codes: Tensor, decay: float = 0.9) -> None:
+        """Update the usage averages with a batch's codes; move dead codes onto its worst-fitted encodings.
 
         A code is dead when its average share of the positions falls below
         ``0.03 / V`` (about 30 steps without use, with ``decay=0.9``); it
-        restarts at a random encoding of this batch with a fresh share of
-        ``1 / V``. Device-side only (no host synchronisation).
+        restarts, with a fresh share of ``1 / V``, at one of the batch's
+        encodings farthest from their nearest code (the i-th dead code at the
+        i-th farthest), where a new code reduces the quantisation error most.
+        Deterministic, static shapes, no host synchronisation.
         """
-        counts = torch.bincount(codes.flatten(), minlength=self.n_codes).to(self.usage.dtype)
+        counts = F.one_hot(codes.flatten(), self.n_codes).sum(dim=0).to(self.usage.dtype)
         self.usage.mul_(decay).add_((1.0 - decay) * counts / counts.sum())
         dead = self.usage < 0.03 / self.n_codes
         flat = self.flatten_grid(encodings).reshape(-1, self.code_dim)
-        picks = torch.randint(flat.shape[0], (self.n_codes,), generator=generator, device=flat.device)
-        self.codebook.weight.copy_(torch.where(dead.unsqueeze(-1), flat[picks], self.codebook.weight))
+        errors = self.distances(encodings).min(dim=-1).values.flatten()
+        farthest = flat[errors.topk(min(self.n_codes, errors.numel())).indices]
+        rank = (dead.cumsum(0) - 1).clamp(0, farthest.shape[0] - 1)
+        self.codebook.weight.copy_(torch.where(dead.unsqueeze(-1), farthest[rank], self.codebook.weight))
         self.usage.copy_(torch.where(dead, torch.full_like(self.usage, 1.0 / self.n_codes), self.usage))
 
     @torch.no_grad()
@@ -118,9 +121,4 @@ class VectorQuantizer(nn.Module):
         scale = flat.std().clamp_min(1e-3)
         noise = torch.randn(chosen.shape, generator=generator, dtype=chosen.dtype, device=chosen.device)
         self.codebook.weight.copy_(chosen + 0.01 * scale * noise)
-
-
-def codes_to_grid(codes: Tensor, grid: tuple[int, int]) -> Tensor:
-    """``(n, L) -> (n, h, w)`` raster order, for display."""
-    return codes.reshape(codes.shape[0], *grid)
 

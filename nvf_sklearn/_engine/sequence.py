@@ -22,24 +22,29 @@ lower bound on log p(x), an upper bound on bits/dim, and must be labelled so.
 Training. One pass per image with its nearest codes ``z*(x)``: the loss is
 ``-log p(z*) - log p(x | z*) + VQ losses`` (the first two are
 ``-log p(x, z*) >= -log p(x)``). The codes are discrete, so the prior term
-trains the prior alone, on the training images' current codes. After this
-``"joint"`` stage, ``set_training_stage("prior")`` freezes encoder, codebook
-and flow and refits the prior on the final codes.
+trains the prior alone, on the training images' current codes. The model
+declares two training stages: ``"joint"`` trains everything, then ``"prior"``
+freezes encoder, codebook and flow and refits the prior on the final codes.
+Both select on the top-1 bound of the validation images (one flow pass each).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
-from .bits import add_dequantization_noise
+from .base import DensityModel
 from .code_prior import CodePrior, CodePriorConfig
-from .image_flow import ImageFlow
-from .initialization import initialize_parameters
+from .dequantization import dequantize
+from .distributed import in_process_group
+from .image_flows import ImageFlow, image_chunk_rows
 from .quantizer import ConvEncoder, VectorQuantizer
 
-def _in_process_group() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+#: Training images whose encodings seed the codebook.
+CODEBOOK_INIT_ROWS = 4096
 
 
 def top_sequences(scores: Tensor, m: int) -> Tensor:
@@ -72,10 +77,10 @@ def top_sequences(scores: Tensor, m: int) -> Tensor:
     return beams
 
 
-class SequenceLatentFlowDensity(nn.Module):
+class SequenceLatentFlowDensity(DensityModel):
     """Image density with a sequence of discrete codes as its latent variable.
 
-    Follows the model protocol of ``density.py`` with rows passed flat,
+    A :class:`~.base.DensityModel` with rows passed flat,
     ``(n, C * H * W)`` (or as images ``(n, C, H, W)``): ``log_joint`` returns the
     ``(n, m)`` matrix ``log p(z_j) + log p(x | z_j)`` over each image's top-m
     candidates, whose logsumexp is :meth:`log_prob_bound`.
@@ -92,8 +97,8 @@ class SequenceLatentFlowDensity(nn.Module):
         Shape of the code grid the encoder produces.
     top_m : int, default=16
         Candidates per image in ``log_joint`` (``n_states``).
-    n_levels : int or None, default=None
-        Pixel levels of the data: ``training_loss`` then takes grid points
+    n_levels : int
+        Pixel levels of the data: ``training_loss`` takes grid points
         ``p / n_levels`` and dequantises them with fresh uniform noise.
     """
 
@@ -105,7 +110,7 @@ class SequenceLatentFlowDensity(nn.Module):
         prior: CodePrior,
         grid: tuple[int, int],
         top_m: int = 16,
-        n_levels: int | None = None,
+        n_levels: int = 256,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -125,13 +130,13 @@ class SequenceLatentFlowDensity(nn.Module):
         """Columns of ``log_joint``: ``min(top_m, V ** L)``."""
         return min(self.top_m, self.n_codes**self.n_positions)
 
-    @property
-    def row_state_budget(self) -> int:
-        """Image-candidate pairs per scoring chunk (see ``density.score_chunk_rows``)."""
-        return self.flow.chunk_rows
+    def chunk_rows(self, device_type: str, states_per_row: int | None = None) -> int:
+        """Images per chunk: a fixed budget of image-candidate pairs (see :func:`image_chunk_rows`)."""
+        states = self.n_states if states_per_row is None else states_per_row
+        return max(1, image_chunk_rows(self.flow.event_shape, device_type) // states)
 
     def _images(self, x: Tensor) -> Tensor:
-        return x if x.dim() == 4 else x.reshape(x.shape[0], *self.flow.image_shape)
+        return x if x.dim() == 4 else x.reshape(x.shape[0], *self.flow.event_shape)
 
     # --------------------------------------------------------------- encoding
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,18 +155,18 @@ class SequenceLatentFlowDensity(nn.Module):
     # ---------------------------------------------------------------- density
     def log_likelihood(self, x: Tensor, codes: Tensor) -> Tensor:
         """``log p(x | z)`` for images ``x`` and code sequences ``(n, L)``: ``(n,)``."""
-        return self.flow.log_prob(self._images(x), self.context(codes))
+        return self.flow(self.context(codes)).log_prob(self._images(x))
 
     def log_joint_of(self, x: Tensor, candidates: Tensor) -> Tensor:
         """``log p(z_j) + log p(x | z_j)`` for candidates ``(n, m, L)``: ``(n, m)``.
 
-        The ``n * m`` flow passes run in chunks of ``flow.chunk_rows`` images.
+        The ``n * m`` flow passes run in chunks of :func:`image_chunk_rows` images.
         """
         images = self._images(x)
         n, m, length = candidates.shape
         rows = images.repeat_interleave(m, dim=0)
         codes = candidates.reshape(n * m, length)
-        chunk = self.flow.chunk_rows
+        chunk = image_chunk_rows(self.flow.event_shape, x.device.type)
         parts = [
             self.prior.log_prob(codes[start : start + chunk])
             + self.log_likelihood(rows[start : start + chunk], codes[start : start + chunk])
@@ -184,34 +189,48 @@ class SequenceLatentFlowDensity(nn.Module):
         best = self.log_joint_of(x, candidates).argmax(dim=-1)
         return candidates[torch.arange(candidates.shape[0], device=best.device), best]
 
-    def density_parameters(self):
+    def density_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of p(x) itself: the encoder only proposes candidates."""
         return (p for name, p in self.named_parameters() if not name.startswith("encoder."))
 
     # --------------------------------------------------------------- training
+    def training_stages(self) -> tuple[str, ...]:
+        return ("joint", "prior")
+
     def set_training_stage(self, stage: str) -> None:
         """``"joint"``: train everything; ``"prior"``: train the prior alone on frozen codes."""
-        if stage not in ("joint", "prior"):
+        if stage not in self.training_stages():
             raise ValueError(f"stage must be 'joint' or 'prior', got {stage!r}.")
         self.stage = stage
         for module in (self.encoder, self.quantizer, self.flow):
             module.requires_grad_(stage == "joint")
 
-    def training_loss(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+    def end_training(self) -> None:
+        super().end_training()
+        self.stage = "joint"
+
+    def validation_loss(self, x: Tensor) -> Tensor:
+        """Minus the top-1 bound: one flow pass per image, a cheap selection criterion."""
+        return -self.log_prob_bound(x, top_m=1)
+
+    def training_noise(self, n: int, generator: torch.Generator) -> Tensor:
+        reference = self.flow.reference
+        shape = (n, math.prod(self.flow.event_shape))
+        return torch.rand(shape, generator=generator, dtype=reference.dtype, device=reference.device)
+
+    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
         """Per-image loss: ``-log p(z*) - log p(x | z*) + VQ`` (joint) or ``-log p(z*)`` (prior)."""
-        if self.n_levels is not None:
-            x = add_dequantization_noise(x, self.n_levels, generator)
-        images = self._images(x)
+        images = self._images(dequantize(x, noise, self.n_levels))
         if self.stage == "prior":
             with torch.no_grad():
                 codes = self.encode(images)[0]
             return -self.prior.log_prob(codes)
         encodings = self.encoder(images)
         codes, quantized, vq_loss = self.quantizer(encodings)
-        log_likelihood = self.flow.log_prob(images, quantized)
+        log_likelihood = self.flow(quantized).log_prob(images)
         loss = -self.prior.log_prob(codes) - log_likelihood + vq_loss
-        if not _in_process_group():  # replicas would restart different codes and drift apart
-            self.quantizer.restart_dead_codes(encodings.detach(), codes, generator)
+        if not in_process_group():  # replicas would restart different codes and drift apart
+            self.quantizer.restart_dead_codes(encodings.detach(), codes)
         return loss
 
     # --------------------------------------------------------------- sampling
@@ -219,67 +238,48 @@ class SequenceLatentFlowDensity(nn.Module):
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Codes from the prior, then pixels from the flow: ``(x (n, C*H*W), codes (n, L))``."""
         codes = self.prior.sample(n, generator)
-        x = self.flow.sample(n, self.context(codes), generator)
+        x = self.flow(self.context(codes)).sample((), generator)
         return x.flatten(1), codes
 
     # ---------------------------------------------------------- initialisation
     @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator) -> None:
-        """Seeded initialisation of every layer (linear, embedding, conv; zero-init flags kept)."""
-        initialize_parameters(self, generator)
-
-    @torch.no_grad()
-    def initialize_codebook(self, x: Tensor, generator: torch.Generator) -> None:
-        """Start the codebook at encodings of random training images (no dead codes at step 0)."""
-        self.quantizer.initialize_from_encodings(self.encoder(self._images(x)), generator)
+    def initialize(self, x: Tensor, weights: Tensor, generator: torch.Generator) -> None:
+        """Start the codebook at encodings of random dequantised training images (no dead codes at step 0)."""
+        rows = torch.randperm(x.shape[0], generator=generator, device=x.device)[:CODEBOOK_INIT_ROWS]
+        noise = torch.rand(x[rows].shape, generator=generator, dtype=x.dtype, device=x.device)
+        encodings = self.encoder(self._images(dequantize(x[rows], noise, self.n_levels)))
+        self.quantizer.initialize_from_encodings(encodings, generator)
 
 
 def sequence_latent_flow(
-    image_shape: tuple[int, int, int],
+    flow: ImageFlow,
     n_codes: int,
     *,
     n_downsamples: int = 1,
-    code_dim: int = 16,
     commitment: float = 0.25,
     encoder_channels: int = 32,
-    n_scales: int = 1,
-    n_layers_per_scale: int = 4,
-    hidden_channels: int = 32,
-    n_blocks: int = 1,
-    n_bins: int = 8,
-    tail_bound: float = 4.0,
-    logit_alpha: float | None = 0.05,
     prior_layers: int = 2,
     prior_heads: int = 4,
     prior_embd: int = 64,
     top_m: int = 16,
-    n_levels: int | None = None,
+    n_levels: int = 256,
 ) -> SequenceLatentFlowDensity:
-    """Build a :class:`SequenceLatentFlowDensity` from hyper-parameters.
+    """A :class:`SequenceLatentFlowDensity` around an image flow whose context is the code grid.
 
-    The code grid is ``(H / 2**n_downsamples, W / 2**n_downsamples)``.
+    The codebook dimension is the flow's ``context_channels``; the code grid
+    is ``(H / 2**n_downsamples, W / 2**n_downsamples)``.
     """
-    channels, height, width = image_shape
+    channels, height, width = flow.event_shape
     factor = 2**n_downsamples
     if height % factor or width % factor:
         raise ValueError(
-            f"image_shape={tuple(image_shape)} cannot be downsampled {n_downsamples} times; "
+            f"image_shape={tuple(flow.event_shape)} cannot be downsampled {n_downsamples} times; "
             "use fewer downsamplings (n_downsamples)."
         )
     grid = (height // factor, width // factor)
+    code_dim = flow.context_channels
     encoder = ConvEncoder(channels, code_dim, encoder_channels, n_downsamples)
     quantizer = VectorQuantizer(n_codes, code_dim, commitment)
-    flow = ImageFlow(
-        image_shape,
-        context_channels=code_dim,
-        n_scales=n_scales,
-        n_layers_per_scale=n_layers_per_scale,
-        hidden_channels=hidden_channels,
-        n_blocks=n_blocks,
-        n_bins=n_bins,
-        tail_bound=tail_bound,
-        logit_alpha=logit_alpha,
-    )
     prior = CodePrior(
         CodePriorConfig(n_codes, grid[0] * grid[1], n_layer=prior_layers, n_head=prior_heads, n_embd=prior_embd)
     )

@@ -1,10 +1,13 @@
-"""The training loop: device-side minibatches, early stopping, best-state restore, NaN guard.
+"""The training ladder: fit -> stage -> epoch -> :class:`~.step.TrainStep`, with validation.
 
-The loop synchronises with the host once per epoch (for the summary and the
-divergence check), never per batch. A non-finite epoch is rolled back to the
-state at its start with a lower learning rate; after ``max_recoveries`` such
-roll-backs the loop stops with the best state seen. ``KeyboardInterrupt``
-also stops with the best state.
+Each of a model's training stages runs epochs of device-side minibatches until
+early stopping, then restores its best state. The loop synchronises with the
+host once per epoch (the summary and the divergence check), never per batch.
+A non-finite epoch is rolled back to its start with a halved learning rate;
+after ``max_recoveries`` such roll-backs the stage stops with its best state.
+``KeyboardInterrupt`` also stops with the best state, and skips later stages.
+How rows are split over processes is a :class:`Strategy`; the single-process
+one is the default (``distributed.py`` has the data-parallel one).
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .density import score_chunk_rows
+from .base import DensityModel
+from .step import GradientReducer, TrainStep
 
 
 @dataclass
@@ -30,8 +34,38 @@ class TrainingConfig:
     gradient_clip: float = 5.0
     #: Cosine decay ends at this fraction of the learning rate.
     final_lr_fraction: float = 0.01
+    weight_decay: float = 0.0
     max_recoveries: int = 4
-    verbose: int = 0
+    #: Capture the training step (see ``step.TrainStep``); batches then all have ``batch_size`` rows.
+    compile: bool = False
+
+
+@dataclass
+class TrainingData:
+    """Training rows and their weights (all positive), and optional validation rows."""
+
+    x: Tensor
+    weights: Tensor
+    x_validation: Tensor | None = None
+    weights_validation: Tensor | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        return self.x_validation is not None and self.x_validation.shape[0] > 0
+
+
+@dataclass
+class EpochReport:
+    """What one epoch did, for progress displays."""
+
+    stage: str
+    epoch: int
+    max_epochs: int
+    train_loss: float
+    validation_loss: float | None
+    best_loss: float
+    seconds: float
+    rolled_back: bool = False
 
 
 @dataclass
@@ -45,6 +79,8 @@ class TrainingResult:
     #: ``"early_stopping"``, ``"max_epochs"``, ``"diverged"`` or ``"interrupted"``.
     stop_reason: str = "max_epochs"
     n_recoveries: int = 0
+    #: Why the training step could not be captured (it then ran eagerly), if it could not.
+    compile_error: str | None = None
 
 
 #: Stop reasons from worst to best, for a run of several stages.
@@ -67,138 +103,136 @@ def chain_results(first: TrainingResult, second: TrainingResult) -> TrainingResu
         n_epochs=first.n_epochs + second.n_epochs,
         stop_reason=min(first.stop_reason, second.stop_reason, key=_STOP_REASON_SEVERITY.index),
         n_recoveries=first.n_recoveries + second.n_recoveries,
+        compile_error=first.compile_error or second.compile_error,
     )
 
 
+class Strategy:
+    """Single-process training: every row, gradients as they are. Subclassed for data parallelism."""
+
+    #: Whether the step may be captured under this strategy.
+    can_compile = True
+    #: Applied to the gradients inside the step (None: nothing to do).
+    reduce_gradients: GradientReducer | None = None
+
+    def shard(self, order: Tensor) -> Tensor:
+        """The rows of an epoch's permutation that this process trains on."""
+        return order
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        """Sum of ``tensor`` over the processes."""
+        return tensor
+
+
 @torch.no_grad()
-def mean_negative_log_likelihood(module: nn.Module, x: Tensor, weights: Tensor) -> float:
-    """Exact weighted mean of ``-log p(x)`` in eval mode, scored in chunks."""
-    chunk_size = score_chunk_rows(module)
-    was_training = module.training
-    module.eval()
+def validation_loss(model: DensityModel, x: Tensor, weights: Tensor) -> float:
+    """Weighted mean of ``model.validation_loss`` in eval mode, in chunks."""
+    chunk = model.chunk_rows(x.device.type)
+    was_training = model.training
+    model.eval()
     total = torch.zeros((), dtype=x.dtype, device=x.device)
-    for start in range(0, x.shape[0], chunk_size):
-        log_p = module.log_joint(x[start : start + chunk_size]).logsumexp(dim=-1)
-        total = total - (log_p * weights[start : start + chunk_size]).sum()
-    module.train(was_training)
+    for start in range(0, x.shape[0], chunk):
+        total = total + (model.validation_loss(x[start : start + chunk]) * weights[start : start + chunk]).sum()
+    model.train(was_training)
     return (total / weights.sum()).item()
 
 
-def _cosine_lr(config: TrainingConfig, epoch: int) -> float:
+def cosine_learning_rate(config: TrainingConfig, epoch: int) -> float:
     progress = epoch / max(config.max_epochs - 1, 1)
     floor = config.final_lr_fraction
     return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def _snapshot(module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    return copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
+def batches(order: Tensor, weights: Tensor, batch_size: int, pad: bool) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(row index, row weights)`` per batch of an epoch's ``order``.
+
+    With ``pad`` every batch has ``batch_size`` rows: the last one is filled
+    with rows of weight zero, so the weighted objective is unchanged.
+    """
+    for start in range(0, order.shape[0], batch_size):
+        index = order[start : start + batch_size]
+        batch_weights = weights[index]
+        missing = batch_size - index.shape[0]
+        if pad and missing:
+            filler = order[:1].expand(missing)
+            index = torch.cat([index, filler])
+            batch_weights = torch.cat([batch_weights, torch.zeros_like(batch_weights[:1]).expand(missing)])
+        yield index, batch_weights
 
 
-def _all_finite(module: nn.Module) -> bool:
-    flags = [torch.isfinite(p).all() for p in module.parameters()]
+def run_epoch(
+    step: TrainStep,
+    data: TrainingData,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    strategy: Strategy,
+    epoch: int,
+) -> float:
+    """One pass over the (shard of the) training rows; the weighted mean training loss."""
+    step.model.train()
+    step.reset_totals()
+    order = strategy.shard(torch.randperm(data.x.shape[0], generator=generator, device=data.x.device))
+    n_batches = math.ceil(order.shape[0] / config.batch_size)
+    pad = config.compile and strategy.can_compile
+    for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, pad)):
+        step.progress.fill_(min((epoch + number / n_batches) / max(config.max_epochs, 1), 1.0))
+        step(data.x[index], batch_weights, step.model.training_noise(index.shape[0], generator))
+    totals = strategy.all_reduce_sum(step.totals.clone())
+    return (totals[0] / totals[1]).item()
+
+
+def _all_finite(model: DensityModel) -> bool:
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
     return bool(torch.stack(flags).all()) if flags else True
 
 
-@dataclass
-class Replica:
-    """One process of a data-parallel fit: it trains on every ``world_size``-th row.
-
-    ``objective`` is the (DDP-wrapped) module whose ``forward`` is the training
-    loss; its backward pass averages gradients across processes.
-    """
-
-    rank: int
-    world_size: int
-    objective: nn.Module
-
-    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
-        torch.distributed.all_reduce(tensor)
-        return tensor
-
-
-def _run_epoch(
-    module: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: Tensor,
-    weights: Tensor,
+def train_stage(
+    model: DensityModel,
+    data: TrainingData,
     config: TrainingConfig,
     generator: torch.Generator,
-    epoch: int,
-    replica: Replica | None,
-) -> float:
-    module.train()
-    order = torch.randperm(x.shape[0], generator=generator, device=x.device)
-    objective = module.training_loss
-    if replica is not None:
-        # Equal shard sizes keep every process at the same number of steps.
-        usable = x.shape[0] - x.shape[0] % replica.world_size
-        order = order[replica.rank : usable : replica.world_size]
-        objective = replica.objective
-    n_batches = math.ceil(order.shape[0] / config.batch_size)
-    total = torch.zeros(2, dtype=x.dtype, device=x.device)
-    for step in range(n_batches):
-        index = order[step * config.batch_size : (step + 1) * config.batch_size]
-        progress = min((epoch + step / n_batches) / max(config.max_epochs, 1), 1.0)
-        loss_rows = objective(x[index], generator, progress)
-        batch_weights = weights[index]
-        loss = (loss_rows * batch_weights).sum() / batch_weights.sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), config.gradient_clip, foreach=True)
-        optimizer.step()
-        total = total + torch.stack([loss.detach() * batch_weights.sum(), batch_weights.sum()])
-    if replica is not None:
-        total = replica.all_reduce_sum(total)
-    return (total[0] / total[1]).item()
-
-
-def train(
-    module: nn.Module,
-    x_train: Tensor,
-    w_train: Tensor,
-    x_val: Tensor | None,
-    w_val: Tensor | None,
-    config: TrainingConfig,
-    generator: torch.Generator,
-    log: Callable[[str], None] = print,
-    replica: Replica | None = None,
+    strategy: Strategy,
+    stage: str = "all",
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainingResult:
-    """Fit ``module`` in place by minimising its weighted training loss.
+    """Train the parameters that require gradients until early stopping; keep the best state.
 
-    Model selection uses the exact validation negative log-likelihood when a
-    validation set is given, else the training loss. On return the module
-    holds the best state and is in eval mode. With a ``replica``, this
-    process trains on its shard of the rows; every process sees the same
-    validation loss, so all take the same early-stopping decisions.
+    Selection uses ``model.validation_loss`` on the validation rows when there
+    are any, else the training loss.
     """
-    # foreach: one fused update over all tensors (measured ~6% faster per CPU step).
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate, foreach=True)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    step = TrainStep(
+        model,
+        parameters,
+        config.learning_rate,
+        config.gradient_clip,
+        weight_decay=config.weight_decay,
+        reduce_gradients=strategy.reduce_gradients,
+        compile=config.compile and strategy.can_compile,
+    )
     result = TrainingResult()
-    has_validation = x_val is not None and x_val.shape[0] > 0
-    if has_validation:
-        result.best_loss = mean_negative_log_likelihood(module, x_val, w_val)
-    best_state = copy.deepcopy(module.state_dict())
+    best_state = copy.deepcopy(model.state_dict())
     lr_scale, epochs_without_improvement = 1.0, 0
     try:
+        if data.has_validation:
+            result.best_loss = validation_loss(model, data.x_validation, data.weights_validation)
         for epoch in range(config.max_epochs):
             started = time.perf_counter()
-            last_good = _snapshot(module, optimizer)
-            lr = _cosine_lr(config, epoch) * lr_scale
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            train_loss = _run_epoch(module, optimizer, x_train, w_train, config, generator, epoch, replica)
+            last_good = copy.deepcopy(model.state_dict()), step.state_dict()
+            lr = cosine_learning_rate(config, epoch) * lr_scale
+            step.learning_rate.fill_(lr)
+            train_loss = run_epoch(step, data, config, generator, strategy, epoch)
             val_loss = (
-                mean_negative_log_likelihood(module, x_val, w_val)
-                if has_validation
-                else train_loss
+                validation_loss(model, data.x_validation, data.weights_validation) if data.has_validation else train_loss
             )
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(module)):
-                module.load_state_dict(last_good[0])
-                optimizer.load_state_dict(last_good[1])
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(model)):
+                model.load_state_dict(last_good[0])
+                step.load_state_dict(last_good[1])
                 result.n_recoveries += 1
                 lr_scale *= 0.5
-                if config.verbose:
-                    log(f"epoch {epoch + 1:4d}  non-finite loss: rolled back, learning rate halved")
+                if on_epoch is not None:
+                    on_epoch(EpochReport(stage, epoch + 1, config.max_epochs, train_loss, None, result.best_loss,
+                                         time.perf_counter() - started, rolled_back=True))
                 if result.n_recoveries > config.max_recoveries:
                     result.stop_reason = "diverged"
                     break
@@ -209,21 +243,44 @@ def train(
             result.learning_rate.append(lr)
             if val_loss < result.best_loss:
                 result.best_loss, result.best_epoch = val_loss, epoch + 1
-                best_state = copy.deepcopy(module.state_dict())
+                best_state = copy.deepcopy(model.state_dict())
                 epochs_without_improvement = 0
             else:
                 epochs_without_improvement += 1
-            if config.verbose:
-                log(
-                    f"epoch {epoch + 1:4d}  train {train_loss:.4f}  "
-                    f"{'valid' if has_validation else 'train'} {val_loss:.4f}  "
-                    f"lr {lr:.2e}  {time.perf_counter() - started:.2f}s"
-                )
+            if on_epoch is not None:
+                on_epoch(EpochReport(stage, epoch + 1, config.max_epochs, train_loss,
+                                     val_loss if data.has_validation else None, result.best_loss,
+                                     time.perf_counter() - started))
             if epochs_without_improvement >= config.patience:
                 result.stop_reason = "early_stopping"
                 break
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
-    module.load_state_dict(best_state)
-    module.eval()
+    finally:
+        result.compile_error = step.compile_error
+        model.load_state_dict(best_state)
+    return result
+
+
+def train(
+    model: DensityModel,
+    data: TrainingData,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    strategy: Strategy | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> TrainingResult:
+    """Fit ``model`` in place, stage by stage; on return it holds the best state, in eval mode."""
+    strategy = strategy or Strategy()
+    result = None
+    try:
+        for stage in model.training_stages():
+            model.set_training_stage(stage)
+            stage_result = train_stage(model, data, config, generator, strategy, stage, on_epoch)
+            result = stage_result if result is None else chain_results(result, stage_result)
+            if result.stop_reason == "interrupted":
+                break
+    finally:
+        model.end_training()
+        model.eval()
     return result

@@ -25,15 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .bits import add_dequantization_noise, logit_inverse, logit_transform
+from .base import Transform
+from .dequantization import logit_inverse, logit_transform
+from .flows import Flow
 from .splines import n_spline_parameters, rq_spline
 
-LOG_TWO_PI = math.log(2.0 * math.pi)
+#: Pixels pushed through a flow at once when scoring or sampling in chunks,
+#: by device type: bounds the memory of the conditioners' activations, about
+#: ``hidden_channels * 4`` bytes per pixel each.
+FLOW_CHUNK_PIXELS = {"cpu": 1 << 21, "cuda": 1 << 24}
 
-#: Pixels pushed through a flow at once when scoring or sampling in chunks
-#: (``ImageFlow.chunk_rows`` images): bounds the memory of the conditioners'
-#: activations, about ``hidden_channels * 4`` bytes per pixel each.
-FLOW_CHUNK_PIXELS = 1 << 21
+
+def image_chunk_rows(image_shape: tuple[int, ...], device_type: str) -> int:
+    """Images per chunk of :data:`FLOW_CHUNK_PIXELS` pixels on ``device_type``."""
+    budget = FLOW_CHUNK_PIXELS.get(device_type, FLOW_CHUNK_PIXELS["cuda"])
+    return max(1, budget // math.prod(image_shape))
 
 
 def match_context(context: Tensor | None, height: int, width: int) -> Tensor | None:
@@ -84,7 +90,7 @@ class ConvConditioner(nn.Module):
         return self.output(F.relu(self.blocks(self.input(x))))
 
 
-class _SplineCoupling2d(nn.Module):
+class _SplineCoupling2d(Transform):
     """Shared machinery: spline the pixels where ``transformed_mask`` is 1 given the rest."""
 
     def __init__(self, channels: int, n_bins: int, tail_bound: float) -> None:
@@ -124,7 +130,7 @@ class CheckerboardCoupling(_SplineCoupling2d):
             channels + 1, context_channels, channels * self.n_params, hidden_channels, n_blocks
         )
 
-    def _transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         mask = self.mask.to(x.dtype)
         kept = x * (1.0 - mask)
         inputs = torch.cat([kept, mask.expand(x.shape[0], -1, -1, -1)], dim=1)
@@ -133,12 +139,6 @@ class CheckerboardCoupling(_SplineCoupling2d):
         selected = mask.expand_as(x) > 0.5
         y = torch.where(selected, y, x)
         return y, (log_det * mask).flatten(1).sum(dim=1)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._transform(x, context, inverse=False)
-
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        return self._transform(y, context, inverse=True)[0]
 
 
 class ChannelCoupling(_SplineCoupling2d):
@@ -163,7 +163,7 @@ class ChannelCoupling(_SplineCoupling2d):
             n_kept, context_channels, n_changed * self.n_params, hidden_channels, n_blocks
         )
 
-    def _transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         halves = list(x.split(self.sizes, dim=1))
         kept, changed = halves[self.parity], halves[1 - self.parity]
         raw = self.conditioner(kept, match_context(context, x.shape[-2], x.shape[-1]))
@@ -171,28 +171,20 @@ class ChannelCoupling(_SplineCoupling2d):
         halves[1 - self.parity] = changed
         return torch.cat(halves, dim=1), log_det.flatten(1).sum(dim=1)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._transform(x, context, inverse=False)
 
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        return self._transform(y, context, inverse=True)[0]
-
-
-class Squeeze(nn.Module):
+class Squeeze(Transform):
     """Space-to-depth: ``(n, C, H, W) -> (n, 4C, H/2, W/2)``; volume preserving."""
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         n, c, h, w = x.shape
-        y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
-        return y.reshape(n, 4 * c, h // 2, w // 2), x.new_zeros(n)
-
-    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        n, c4, h, w = y.shape
-        x = y.reshape(n, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
-        return x.reshape(n, c4 // 4, 2 * h, 2 * w)
+        if inverse:
+            y = x.reshape(n, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c // 4, 2 * h, 2 * w)
+        else:
+            y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(n, 4 * c, h // 2, w // 2)
+        return y, x.new_zeros(n)
 
 
-class LogitPreTransform(nn.Module):
+class LogitPreTransform(Transform):
     """Fixed ``s = logit(alpha + (1 - 2 alpha) y)`` for pixels ``y`` in ``[0, 1]``, exact log-Jacobian.
 
     The map is a bijection from ``(-a, 1 + a)``, ``a = alpha / (1 - 2 alpha)``,
@@ -208,18 +200,22 @@ class LogitPreTransform(nn.Module):
         self.alpha = float(alpha)
         self.margin = self.alpha / (1.0 - 2.0 * self.alpha)
 
-    def forward(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def transform(self, y: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        if inverse:
+            pixels = logit_inverse(y, self.alpha)
+            return pixels, -logit_transform(pixels, self.alpha)[1]
         inside = (y > -self.margin) & (y < 1.0 + self.margin)
         s, log_det = logit_transform(torch.where(inside, y, torch.full_like(y, 0.5)), self.alpha)
         in_support = inside.flatten(1).all(dim=1)
         return s, torch.where(in_support, log_det, torch.full_like(log_det, -math.inf))
 
-    def inverse(self, s: Tensor, context: Tensor | None = None) -> Tensor:
-        return logit_inverse(s, self.alpha)
 
+class ImageFlow(Flow):
+    """A multi-scale coupling spline flow ``p(x | context)`` over images ``(n, C, H, W)``.
 
-class ImageFlow(nn.Module):
-    """A multi-scale coupling spline flow ``p(x | context)`` over images of ``image_shape``.
+    ``flow(context)`` answers ``log_prob`` and ``sample`` like every
+    :class:`~.flows.Flow`; a context has one row per image (a grid
+    ``(n, Cc, h, w)`` or a vector ``(n, Cc)``).
 
     Parameters
     ----------
@@ -254,16 +250,13 @@ class ImageFlow(nn.Module):
         tail_bound: float = 4.0,
         logit_alpha: float | None = None,
     ) -> None:
-        super().__init__()
         channels, height, width = image_shape
         if height % 2**n_scales or width % 2**n_scales:
             raise ValueError(
                 f"image_shape={tuple(image_shape)} cannot be squeezed {n_scales} times; "
                 "use fewer scales (n_scales) or an image side divisible by 2 ** n_scales."
             )
-        self.image_shape = (channels, height, width)
-        self.context_channels = context_channels
-        layers: list[nn.Module] = [LogitPreTransform(logit_alpha)] if logit_alpha is not None else []
+        layers: list[Transform] = [LogitPreTransform(logit_alpha)] if logit_alpha is not None else []
         common = dict(
             context_channels=context_channels,
             hidden_channels=hidden_channels,
@@ -277,78 +270,13 @@ class ImageFlow(nn.Module):
                 channels, height, width = 4 * channels, height // 2, width // 2
             for index in range(n_layers_per_scale):
                 # Scale 0: checkerboard 0, 1, 0, ...; later: channel 0, channel 1, checker 0, checker 1, ...
-                kind = "checkerboard" if scale == 0 or index % 4 >= 2 else "channel"
                 parity = index % 2
-                if kind == "checkerboard":
+                if scale == 0 or index % 4 >= 2:
                     layers.append(CheckerboardCoupling(channels, height, width, parity, **common))
                 else:
                     layers.append(ChannelCoupling(channels, parity, **common))
-        self.output_shape = (channels, height, width)
-        self.chunk_rows = max(1, FLOW_CHUNK_PIXELS // math.prod(self.image_shape))
-        self.layers = nn.ModuleList(layers)
-        self.register_buffer("reference", torch.zeros(()), persistent=False)
+        super().__init__(layers, tuple(image_shape), (channels, height, width))
+        self.context_channels = context_channels
 
-    def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Map images to the base space: ``(z, log|det dz/dx|)``, z of ``output_shape``."""
-        log_det = x.new_zeros(x.shape[0])
-        for layer in self.layers:
-            x, layer_log_det = layer(x, context)
-            log_det = log_det + layer_log_det
-        return x, log_det
-
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        """Map base-space points (of ``output_shape``) back to images."""
-        for layer in reversed(self.layers):
-            z = layer.inverse(z, context)
-        return z
-
-    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """Exact ``log p(x | context)`` of each image ``(n, C, H, W) -> (n,)``."""
-        z, log_det = self.transform(x, context)
-        z = z.flatten(1)
-        return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * LOG_TWO_PI + log_det
-
-    def sample(
-        self, n: int, context: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Draw ``n`` images ``(n, C, H, W)``; a context's batch is ``n`` (or 1, shared)."""
-        ref = self.reference
-        z = torch.randn(n, *self.output_shape, generator=generator, dtype=ref.dtype, device=ref.device)
-        return self.inverse(z, context)
-
-
-class ImageFlowDensity(nn.Module):
-    """An unconditional :class:`ImageFlow` in the one-state model protocol of ``density.py``.
-
-    Rows arrive flat, ``(n, C * H * W)``, as the estimators pass them, and
-    leave flat from ``sample``. With ``n_levels``, training rows are the grid
-    points ``p / n_levels`` of integer pixel levels ``p`` and
-    ``training_loss`` dequantises them with fresh uniform noise on each call.
-    """
-
-    n_states = 1
-
-    def __init__(self, flow: ImageFlow, n_levels: int | None = None) -> None:
-        super().__init__()
-        self.flow = flow
-        self.n_levels = n_levels
-
-    @property
-    def row_state_budget(self) -> int:
-        """Images per scoring chunk (see ``density.score_chunk_rows``)."""
-        return self.flow.chunk_rows
-
-    def _images(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], *self.flow.image_shape)
-
-    def log_joint(self, x: Tensor) -> Tensor:
-        return self.flow.log_prob(self._images(x)).unsqueeze(-1)
-
-    def training_loss(self, x: Tensor, generator: torch.Generator, progress: float) -> Tensor:
-        if self.n_levels is not None:
-            x = add_dequantization_noise(x, self.n_levels, generator)
-        return -self.flow.log_prob(self._images(x))
-
-    def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x = self.flow.sample(n, None, generator).flatten(1)
-        return x, torch.zeros(n, dtype=torch.long, device=x.device)
+    def context_batch_shape(self, context: Tensor) -> tuple[int, ...]:
+        return tuple(context.shape[:1])

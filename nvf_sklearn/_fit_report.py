@@ -1,0 +1,49 @@
+"""One warning per fit that says what happened in training and names the right remedy."""
+
+from __future__ import annotations
+
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+
+from ._engine import TrainingResult
+
+
+def warn_about_training(name: str, result: TrainingResult, max_epochs: int, stacklevel: int = 2) -> None:
+    """Warn once, or not at all when early stopping ended a stable run.
+
+    In order of precedence: divergence (repeated non-finite losses), an
+    interrupt, an unstable run (epochs rolled back, or a training loss that
+    ended above where it started), and an epoch budget that ran out.
+    """
+    best = f"the model from epoch {result.best_epoch} is kept"
+    losses = result.train_loss
+    rose = len(losses) >= 2 and losses[-1] > losses[0]
+    if result.stop_reason == "diverged":
+        message, category = (
+            f"{name}: training diverged: {result.n_recoveries} epochs gave a non-finite loss and were rolled "
+            f"back with a halved learning rate, then training stopped; {best}. Lower learning_rate, or "
+            "remove extreme outliers from X.",
+            ConvergenceWarning,
+        )
+    elif result.stop_reason == "interrupted":
+        message, category = f"{name}: fit interrupted; {best}.", UserWarning
+    elif result.n_recoveries or rose:
+        what = []
+        if result.n_recoveries:
+            what.append(f"{result.n_recoveries} epoch(s) gave a non-finite loss and were rolled back")
+        if rose:
+            what.append(f"the training loss rose by {losses[-1] - losses[0]:.3g} nats per sample over the run")
+        message, category = (
+            f"{name}: training was unstable ({'; '.join(what)}); {best}. Lower learning_rate.",
+            ConvergenceWarning,
+        )
+    elif result.stop_reason == "max_epochs":
+        message, category = (
+            f"{name}: training used all max_epochs={max_epochs} epochs before early stopping (last "
+            f"improvement at epoch {result.best_epoch}); increase max_epochs for a better fit.",
+            ConvergenceWarning,
+        )
+    else:
+        return
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
