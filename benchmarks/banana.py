@@ -2,15 +2,16 @@
 
 x1 ~ N(0, 1), x2 = x1^2 / 2 + 0.3 N(0, 1). Prints the test mean log-likelihood
 (nats per sample, raw units, 20,000 fresh test points) of NFDensity and of
-GaussianMixture (K by validation) next to the true mean log-density.
+GaussianMixture next to the true mean log-density. Both fit the same 80% of
+the training rows and select (early stopping; K) on the same other 20%,
+passed to NFDensity as ``validation_data``.
 
-    python -m benchmarks.banana [--n-train 10000] [--seeds 0 1 2]
+    python -m benchmarks.banana [--n-train 10000] [--seeds 0 1 2] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 
 import numpy as np
@@ -18,8 +19,12 @@ from scipy.stats import norm
 
 from nvf_sklearn import NFDensity
 
-from .common import gaussian_mixture_by_validation, hardware, markdown_table, mean_and_standard_error, timed, write_result
+from .common import (
+    Split, add_no_write, command_line, hardware, markdown_table, mean_and_standard_error, publish, select_gaussian_mixture,
+    timed,
+)
 
+VALIDATION_FRACTION = 0.2
 COLUMNS = ["model", "seed", "test log-lik (nats)", "± s.e.", "gap to truth", "fit s"]
 
 
@@ -38,6 +43,7 @@ def main(argv=None):
     parser.add_argument("--n-test", type=int, default=20_000)
     parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_no_write(parser)
     arguments = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     rows = []
@@ -46,9 +52,14 @@ def main(argv=None):
         X_train, X_test = banana(arguments.n_train, rng), banana(arguments.n_test, rng)
         truth = banana_log_density(X_test).mean()
         rows.append({"model": "true density", "seed": seed, "test log-lik (nats)": f"{truth:.4f}"})
+        split = Split.carve(X_train, VALIDATION_FRACTION, seed)
         fits = {
-            "NFDensity": lambda: NFDensity(max_epochs=arguments.max_epochs, random_state=seed, device="cpu").fit(X_train),
-            "GaussianMixture (K by validation)": lambda: gaussian_mixture_by_validation(X_train, seed=seed)[0],
+            "NFDensity": lambda: NFDensity(max_epochs=arguments.max_epochs, random_state=seed, device="cpu").fit(
+                split.X_fit, validation_data=split.X_validation
+            ),
+            "GaussianMixture (K by validation)": lambda: select_gaussian_mixture(
+                split.X_fit, split.X_validation, seed=seed
+            )[0],
         }
         for name, fit in fits.items():
             model, seconds = timed(fit)
@@ -65,13 +76,11 @@ def main(argv=None):
             )
             print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
     header = (
-        f"Command: `python -m benchmarks.banana {' '.join(sys.argv[1:] if argv is None else argv)}`  \n"
-        f"Hardware: {hardware()}  \nTrain {arguments.n_train} rows, test {arguments.n_test} fresh rows; "
-        "nats per sample, raw units."
+        f"Command: `{command_line('benchmarks.banana', argv)}`  \n"
+        f"Hardware: {hardware()}  \nTrain {arguments.n_train} rows (a {VALIDATION_FRACTION:.0%} validation carve "
+        f"among them, the same for both models), test {arguments.n_test} fresh rows; nats per sample, raw units."
     )
-    table = markdown_table(rows, COLUMNS)
-    print("\n" + header + "\n\n" + table)
-    print(f"\nwritten to {write_result('banana', header, table)}")
+    publish("banana", header, markdown_table(rows, COLUMNS), write=not arguments.no_write)
 
 
 if __name__ == "__main__":

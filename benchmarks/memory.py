@@ -13,7 +13,7 @@ creep up with the number of chunks even though the live set does not (at
 120,000 rows: +393 MiB by default, +54 MiB with
 ``MALLOC_MMAP_THRESHOLD_=131072``). The header records that variable.
 
-    python -m benchmarks.memory [--n-rows 1000000] [--n-features 64] [--n-latent 32]
+    python -m benchmarks.memory [--n-rows 1000000] [--n-features 64] [--n-latent 32] [--no-write]
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import warnings
 
 import numpy as np
 
 from nvf_sklearn import NVFDensity
 
-from .common import hardware, markdown_table, timed, write_result
+from .common import add_no_write, command_line, hardware, markdown_table, publish, timed
 
 
 def peak_rss_mib() -> float:
@@ -40,6 +39,7 @@ def main(argv=None):
     parser.add_argument("--n-rows", type=int, default=1_000_000)
     parser.add_argument("--n-features", type=int, default=64)
     parser.add_argument("--n-latent", type=int, default=32)
+    add_no_write(parser)
     arguments = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
@@ -62,14 +62,13 @@ def main(argv=None):
     ]
     table = markdown_table(rows, ["quantity", "MiB"])
     header = (
-        f"Command: `python -m benchmarks.memory {' '.join(sys.argv[1:] if argv is None else argv)}`  \n"
+        f"Command: `{command_line('benchmarks.memory', argv)}`  \n"
         f"Hardware: {hardware()}; MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', 'unset')}  \n"
         f"{n:,} rows x {arguments.n_features} features, K = {k}, "
         "NVFDensity(n_layers=1, hidden_size=16); peak resident set size of the whole process."
     )
-    print(header + "\n\n" + table)
     name = "memory" if "MALLOC_MMAP_THRESHOLD_" not in os.environ else "memory_mmap_threshold"
-    print(f"\nwritten to {write_result(name, header, table)}")
+    publish(name, header, table, write=not arguments.no_write)
 
 
 if __name__ == "__main__":

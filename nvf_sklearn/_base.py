@@ -385,9 +385,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
         Examples
         --------
-        >>> X_new, k_new = est.sample(5)  # est: see score_samples
-        >>> X_new.shape, k_new.shape
-        ((5, 2), (5,))
+        >>> X_new, y_new = est.sample(5)  # est: see score_samples
+        >>> len(X_new), len(y_new)
+        (5, 5)
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:

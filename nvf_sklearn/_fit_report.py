@@ -13,12 +13,12 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs: int, stac
     """Warn once, or not at all when early stopping ended a stable run.
 
     In order of precedence: divergence (repeated non-finite losses), an
-    interrupt, an unstable run (epochs rolled back, or a training loss that
-    ended above where it started), and an epoch budget that ran out.
+    interrupt, an unstable run (epochs rolled back, a training stage whose
+    loss ended above where it started, or no epoch better than the starting
+    model on validation), and an epoch budget that ran out.
     """
     best = f"the model from epoch {result.best_epoch} is kept"
-    losses = result.train_loss
-    rose = len(losses) >= 2 and losses[-1] > losses[0]
+    never_improved = result.n_epochs > 0 and result.best_epoch == 0
     if result.stop_reason == "diverged":
         message, category = (
             f"{name}: training diverged: {result.n_recoveries} epochs gave a non-finite loss and were rolled "
@@ -28,12 +28,14 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs: int, stac
         )
     elif result.stop_reason == "interrupted":
         message, category = f"{name}: fit interrupted; {best}.", UserWarning
-    elif result.n_recoveries or rose:
+    elif result.n_recoveries or result.loss_rose or never_improved:
         what = []
         if result.n_recoveries:
             what.append(f"{result.n_recoveries} epoch(s) gave a non-finite loss and were rolled back")
-        if rose:
-            what.append(f"the training loss rose by {losses[-1] - losses[0]:.3g} nats per sample over the run")
+        if result.loss_rose:
+            what.append("the training loss ended above where it started")
+        if never_improved:
+            what.append("no epoch scored better on validation than the starting model")
         message, category = (
             f"{name}: training was unstable ({'; '.join(what)}); {best}. Lower learning_rate.",
             ConvergenceWarning,

@@ -57,6 +57,12 @@ class BaseImageDensity(BaseFlowDensity):
         self.n_bins = n_bins
         self.tail_bound = tail_bound
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Whole, non-negative pixel levels: scikit-learn's checks then pass such data.
+        tags.input_tags.categorical = tags.input_tags.positive_only = True
+        return tags
+
     def _make_preprocessor(self) -> PixelScaler:
         return PixelScaler(self.n_levels)
 

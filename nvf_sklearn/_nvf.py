@@ -81,7 +81,8 @@ class NVFDensity(TabularFlowDensity):
     weights_ : ndarray of shape (n_latent,)
         State weights pi.
     state_usage_ : ndarray of shape (n_latent,)
-        Mean exact posterior p(k | x) over the training rows.
+        Mean exact posterior p(k | x) over the training rows (not set when a
+        fit is interrupted while it is computed).
     n_effective_latent_ : int
         States that carry at least one training row's worth of posterior mass.
     module_ : torch.nn.Module
@@ -99,6 +100,7 @@ class NVFDensity(TabularFlowDensity):
     See Also
     --------
     NFDensity : The same flow without a latent state.
+    NVFImageDensity : The latent-state flow for images: a grid of discrete codes.
     sklearn.mixture.GaussianMixture : Gaussian mixture density.
 
     Examples
@@ -226,6 +228,7 @@ class NVFDensity(TabularFlowDensity):
         model.fit_encoder(z_train, torch.as_tensor(labels, dtype=torch.long, device=z_train.device), generator)
 
     def _set_diagnostics(self, X_train: np.ndarray) -> None:
+        # Cheap first: an interrupt in the scoring pass below leaves weights_ set.
         self.weights_ = self.module_.log_weights().exp().detach().cpu().numpy().astype(np.float64)
         self.state_usage_ = np.concatenate([posterior(chunk) for chunk in self._iter_log_joint(X_train)]).mean(axis=0)
         self.n_effective_latent_ = int(np.sum(self.state_usage_ * len(X_train) >= 1.0))

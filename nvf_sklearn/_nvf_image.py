@@ -48,7 +48,9 @@ class NVFImageDensity(BaseImageDensity):
         Code sequences per image summed in :meth:`score_samples`; larger is
         tighter and slower.
     max_epochs, batch_size, learning_rate, validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
-        As in :class:`NFImageDensity`.
+        As in :class:`NFImageDensity`. ``max_epochs``, ``patience`` and the
+        learning-rate schedule apply to each of the two training stages, so
+        ``n_iter_`` can reach ``2 * max_epochs``.
 
     Attributes
     ----------

@@ -14,9 +14,9 @@ from numbers import Integral
 
 import numpy as np
 
-#: Largest magnitude of a column's spread: beyond it, samples of a few standard
-#: deviations overflow float64 (its largest value is about 1.8e308).
-MAX_SCALE = 1e300
+#: Largest spread of a column: up to it, samples of up to 10^4 standard
+#: deviations stay below float64's largest value (about 1.8e308).
+MAX_SCALE = 1e304
 
 
 class Standardizer:
@@ -51,7 +51,7 @@ class Standardizer:
             column = int(np.argmax(self.scale_))
             raise ValueError(
                 f"X's column {column} has a spread of {self.scale_[column]:.3g}, too close to the largest "
-                "float64 for samples and scores to stay finite; divide X by a constant (e.g. 1e200) first."
+                "float64 for samples and scores to stay finite; divide X by a constant first."
             )
         return self
 
@@ -61,7 +61,9 @@ class Standardizer:
         return -float(np.log(self.scale_).sum())
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.location_) / self.scale_
+        # A point too far away for float64 becomes inf here, and its density -inf downstream.
+        with np.errstate(over="ignore"):
+            return (np.asarray(X, dtype=np.float64) - self.location_) / self.scale_
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return Z * self.scale_ + self.location_
@@ -103,8 +105,9 @@ class PixelScaler:
 def check_pixel_levels(X: np.ndarray, n_levels: int) -> None:
     """Raise a ValueError naming the problem unless X holds whole levels in ``[0, n_levels)``."""
     if X.min() < 0 or X.max() > n_levels - 1:
+        negative = "Negative values in data: " if X.min() < 0 else ""
         raise ValueError(
-            f"expected pixel levels in {{0, ..., {n_levels - 1}}} (n_levels={n_levels}), but X ranges over "
+            f"{negative}expected pixel levels in {{0, ..., {n_levels - 1}}} (n_levels={n_levels}), but X ranges over "
             f"[{X.min():g}, {X.max():g}]; pass the raw integer levels (e.g. 0..255 for 8-bit images) and the "
             "matching n_levels."
         )

@@ -1,13 +1,17 @@
-"""Smoke test: the benchmark entry point runs end to end on tiny settings (not a measurement)."""
+"""Smoke tests: the benchmark suites run end to end on tiny settings (not measurements)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_run_toy_quick_smoke():
     command = [
         sys.executable, "-m", "benchmarks.run", "--suite", "toy", "--quick", "--no-write",
@@ -23,3 +27,25 @@ def test_benchmark_run_toy_quick_smoke():
         assert model in output
     assert "nan" not in output.lower().replace("nats", "")
     assert "written to" not in output  # --no-write leaves benchmarks/results alone
+
+
+@pytest.mark.slow
+def test_benchmark_images_digits_quick_rows():
+    from benchmarks.images_digits import COLUMNS, digits_rows  # the repository root is on sys.path (tests/ is a package)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = digits_rows(0, "quick")
+    finally:
+        torch.set_num_threads(threads)
+    models = [row["model"] for row in result.rows]
+    assert [model.split(",")[0].split(" (")[0] for model in models] == [
+        "GaussianMixture", "GaussianMixture", "NFImageDensity", "NVFImageDensity V=16", "NVFImageDensity V=16",
+    ]  # fmt: skip
+    assert all(list(row) == COLUMNS for row in result.rows)
+    exact = [float(row["test bits/dim"]) for row in result.rows if row["figure"] == "exact"]
+    bounds = [float(row["test bits/dim"].removeprefix("<= ")) for row in result.rows if row["figure"] != "exact"]
+    assert all(0 < bits < 4.1 for bits in exact + bounds)  # below the uniform density's log2(17)
+    assert bounds == sorted(bounds, reverse=True)  # a larger top-m never loosens the bound
+    assert "| NFImageDensity" in result.markdown()

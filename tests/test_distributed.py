@@ -5,6 +5,8 @@ import pytest
 
 from nvf_sklearn import NFDensity, NVFDensity
 
+pytestmark = pytest.mark.slow
+
 SETTINGS = dict(n_layers=2, hidden_size=16, max_epochs=15, learning_rate=5e-3, random_state=0, device="cpu")
 
 

@@ -2,7 +2,8 @@
 
 The numbers a quick run prints mean nothing (tiny data, a few epochs); this
 only checks that the scripts run against the current API, print no NaN and
-write the PNG named after the script.
+write the PNG named after the script. Slow (a subprocess each); they need the
+``examples`` extra (matplotlib), and fail rather than skip without it.
 """
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))

@@ -1,4 +1,4 @@
-"""Behaviour on images: on scikit-learn's digits the sequence latent beats the plain image flow.
+"""Behaviour on images: on scikit-learn's digits the code-sequence latent beats the plain image flow.
 
 Fixed 80/20 split of the 1,797 digits (1x8x8, 17 levels); each flow stops
 early on 10% of its training images; the test images are dequantised once with
@@ -18,10 +18,12 @@ from sklearn.datasets import load_digits
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 
-from nvf_sklearn import NFDensity, NVFDensity
+from nvf_sklearn import NFImageDensity, NVFImageDensity
+
+pytestmark = pytest.mark.slow
 
 COMMON = dict(
-    image_shape=(8, 8), n_levels=17, n_layers=2, n_hidden_layers=1, learning_rate=5e-3, batch_size=64,
+    n_levels=17, couplings_per_scale=2, n_blocks=1, learning_rate=5e-3, batch_size=64,
     max_epochs=20, patience=10, device="cpu", random_state=0,
 )
 
@@ -38,9 +40,10 @@ def gaussian_mixture_bits_per_dim(X_train, X_test_dequantized, rng):
 
 def test_sequence_latent_beats_the_image_flow_which_beats_a_gaussian_mixture_on_digits():
     X_train, X_test = train_test_split(load_digits().data, test_size=0.2, random_state=0)
-    flow = NFDensity(hidden_size=28, **COMMON).fit(X_train)
-    latent = NVFDensity(
-        16, latent="sequence", hidden_size=24, code_dim=8, top_m=64, prior_layers=1, prior_hidden_size=32, **COMMON
+    flow = NFImageDensity(hidden_channels=28, **COMMON).fit(X_train)
+    latent = NVFImageDensity(
+        16, hidden_channels=24, encoder_channels=24, code_dim=8, top_m=64, code_prior_layers=1, code_prior_width=32,
+        **COMMON,
     ).fit(X_train)
     assert latent.n_parameters_ == pytest.approx(flow.n_parameters_, rel=0.25)  # a comparable budget
 

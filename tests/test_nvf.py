@@ -33,10 +33,10 @@ def fitted_nvf64(moons):
 def test_exact_score_equals_brute_force_over_states(fitted_nvf64, moons):
     est = fitted_nvf64
     Z = torch.as_tensor((moons - est.location_) / est.scale_)
-    log_prior = est.module_.log_prior()
+    log_weights = est.module_.log_weights()
     with torch.no_grad():
         per_state = [
-            log_prior[k] + est.module_.flow(torch.eye(3, dtype=torch.float64)[k]).log_prob(Z) for k in range(3)
+            log_weights[k] + est.module_.flow(torch.eye(3, dtype=torch.float64)[k]).log_prob(Z) for k in range(3)
         ]
     log_joint = torch.stack(per_state, dim=1).numpy() - np.log(est.scale_).sum()
     brute_force = np.log(np.exp(log_joint).sum(axis=1))
@@ -119,8 +119,8 @@ def test_one_state_behaves_as_a_plain_flow(moons):
     assert np.isfinite(est.score(moons))
 
 
-def test_uniform_prior_and_random_init(moons):
-    est = NVFDensity(4, prior="uniform", init_params="random", **FAST).fit(moons)
+def test_uniform_weights_and_random_init(moons):
+    est = NVFDensity(4, mixture_weights="uniform", init_params="random", **FAST).fit(moons)
     np.testing.assert_allclose(est.weights_, 0.25)
     assert np.isfinite(est.score_samples(moons)).all()
 

@@ -1,11 +1,14 @@
 """Parallel model selection: worker processes give exactly the serial results."""
 
 import numpy as np
+import pytest
 from joblib import Parallel, delayed
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 
 from nvf_sklearn import NVFDensity
+
+pytestmark = pytest.mark.slow
 
 
 def _torch_threads():

@@ -39,6 +39,7 @@ def test_fitted_2d_density_integrates_to_one(moons, estimator):
     assert mass == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_banana_density_is_learned_to_within_three_hundredths_of_a_nat():
     """10,000 training points; 20,000 fresh test points; the gap to the true mean log-density."""
     X_train, X_test = banana(10_000, seed=0), banana(20_000, seed=1)

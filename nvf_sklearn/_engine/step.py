@@ -81,6 +81,8 @@ class TrainStep:
         self.totals = torch.zeros(2, dtype=dtype, device=device)
         self.optimizer = Adam(parameters, self.learning_rate, weight_decay=weight_decay)
         self.compile_error: str | None = None
+        #: True once a captured step ran: batches must then all have its shape.
+        self.captured = False
         self._run = self.run_eager
         if compile:
             mode = "reduce-overhead" if device.type == "cuda" else None
@@ -118,7 +120,7 @@ class TrainStep:
                 self._run = self.run_eager
                 self.run_eager(x, weights, noise)
                 return
-            self._run = captured
+            self._run, self.captured = captured, True
 
         return first_call
 

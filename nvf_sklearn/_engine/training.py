@@ -79,6 +79,8 @@ class TrainingResult:
     #: ``"early_stopping"``, ``"max_epochs"``, ``"diverged"`` or ``"interrupted"``.
     stop_reason: str = "max_epochs"
     n_recoveries: int = 0
+    #: Whether a stage's last training loss ended above its first (a sign of too large a learning rate).
+    loss_rose: bool = False
     #: Why the training step could not be captured (it then ran eagerly), if it could not.
     compile_error: str | None = None
 
@@ -103,6 +105,7 @@ def chain_results(first: TrainingResult, second: TrainingResult) -> TrainingResu
         n_epochs=first.n_epochs + second.n_epochs,
         stop_reason=min(first.stop_reason, second.stop_reason, key=_STOP_REASON_SEVERITY.index),
         n_recoveries=first.n_recoveries + second.n_recoveries,
+        loss_rose=first.loss_rose or second.loss_rose,
         compile_error=first.compile_error or second.compile_error,
     )
 
@@ -168,13 +171,16 @@ def run_epoch(
     strategy: Strategy,
     epoch: int,
 ) -> float:
-    """One pass over the (shard of the) training rows; the weighted mean training loss."""
+    """One pass over the (shard of the) training rows; the weighted mean training loss.
+
+    Once the step is captured (after its first, full-size batch), the last
+    batch is padded to the captured shape.
+    """
     step.model.train()
     step.reset_totals()
     order = strategy.shard(torch.randperm(data.x.shape[0], generator=generator, device=data.x.device))
     n_batches = math.ceil(order.shape[0] / config.batch_size)
-    pad = config.compile and strategy.can_compile
-    for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, pad)):
+    for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, step.captured)):
         step.progress.fill_(min((epoch + number / n_batches) / max(config.max_epochs, 1), 1.0))
         step(data.x[index], batch_weights, step.model.training_noise(index.shape[0], generator))
     totals = strategy.all_reduce_sum(step.totals.clone())
@@ -258,6 +264,7 @@ def train_stage(
         result.stop_reason = "interrupted"
     finally:
         result.compile_error = step.compile_error
+        result.loss_rose = len(result.train_loss) >= 2 and result.train_loss[-1] > result.train_loss[0]
         model.load_state_dict(best_state)
     return result
 

@@ -1,0 +1,78 @@
+"""One warning per fit, matching what happened, naming the right remedy; none the package causes itself."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from nvf_sklearn import NFDensity, NVFDensity
+from nvf_sklearn._engine import TrainingResult
+from nvf_sklearn._fit_report import warn_about_training
+
+from .conftest import FAST
+
+
+def _messages(record):
+    return [str(w.message) for w in record if issubclass(w.category, Warning)]
+
+
+@pytest.mark.parametrize("estimator", [NFDensity(**{**FAST, "learning_rate": 10.0}),
+                                       NVFDensity(2, **{**FAST, "learning_rate": 10.0})], ids=["NF", "NVF"])
+def test_a_diverging_fit_warns_once_to_lower_the_learning_rate(moons, estimator):
+    """It used to warn 'increase max_epochs or learning_rate' while the loss rose 6.6 -> 113 -> 459."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        estimator.fit(moons)
+    messages = _messages(record)
+    assert len(messages) == 1, messages
+    assert "Lower learning_rate" in messages[0] and "increase" not in messages[0]
+    assert np.isfinite(estimator.score_samples(moons)).all()
+
+
+def test_running_out_of_epochs_advises_more_epochs_only(moons):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        NFDensity(**FAST).fit(moons)
+    (message,) = _messages(record)
+    assert "increase max_epochs" in message and "learning_rate" not in message
+
+
+def test_a_dataframe_fit_causes_no_feature_name_warning(moons):
+    frame = pd.DataFrame(moons, columns=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = NVFDensity(2, **FAST).fit(frame)
+        estimator.score_samples(frame)
+    assert list(estimator.feature_names_in_) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "result, expected",
+    [
+        (TrainingResult(stop_reason="diverged", n_recoveries=5), ("diverged", ConvergenceWarning)),
+        (TrainingResult(stop_reason="interrupted", best_epoch=3), ("interrupted", UserWarning)),
+        (TrainingResult(stop_reason="early_stopping", n_recoveries=1, train_loss=[2.0, 1.0]),
+         ("unstable", ConvergenceWarning)),
+        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=1, loss_rose=True),
+         ("ended above where it started", ConvergenceWarning)),
+        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=0, train_loss=[2.0, 1.0]),
+         ("no epoch scored better", ConvergenceWarning)),
+        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=2, train_loss=[2.0, 1.0]),
+         ("increase max_epochs", ConvergenceWarning)),
+    ],
+    ids=["diverged", "interrupted", "rolled back", "rising", "never improved", "out of epochs"],
+)
+def test_each_outcome_has_one_warning(result, expected):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        warn_about_training("Model", result, max_epochs=10)
+    assert len(record) == 1 and expected[0] in str(record[0].message) and record[0].category is expected[1]
+
+
+def test_a_stable_early_stopped_fit_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_training("Model", TrainingResult(stop_reason="early_stopping", train_loss=[2.0, 1.0]), 10)
