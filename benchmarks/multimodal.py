@@ -1,108 +1,146 @@
-"""Multi-modal density benchmark: NVFDensity vs NFDensity vs GaussianMixture.
+"""Known-density benchmark: the gap to the true density of GaussianMixture, NFDensity and NVFDensity.
 
-Prints (and writes to ``benchmarks/results/multimodal.md``) a markdown table of
-test mean log-likelihood in nats per sample, in the raw units of the data,
-with its standard error over the test points (one seed), the gap to the true
-log-density where it is known, fit seconds and scoring throughput.
+Every case of ``toy_data.known_density_suite()`` (2 to 32 dimensions, exact
+log-densities) is drawn fresh for each data seed: ``--n-train`` training rows
+and ``--n-test`` test rows from ``numpy.random.default_rng(seed)``. Each model
+fits the training rows and selects on validation rows carved from them (the
+flows: their own ``validation_fraction``; GaussianMixture: K in
+{1, 2, 4, ..., 32} on a 20% carve); the test rows are scored once. The table
+prints, per case and model, the gap ``E[log p_true] - E[log q]`` on the test
+rows in nats per sample (lower is better) with its standard error (over data
+seeds, or over test points for one seed), fit seconds, epochs run and the best
+epoch. Every fit's record, learning curves included, can go to a JSON-lines
+file (``--jsonl``) for later tables and figures.
 
-    python -m benchmarks.multimodal              # full run (tens of minutes on 2 CPU cores)
-    python -m benchmarks.multimodal --quick      # minutes; CI-sized
+    python -m benchmarks.multimodal --seeds 0 1                       # every case, default settings
+    python -m benchmarks.multimodal --cases "d=8 K=12" --models nvf --nvf '{"init_params": "gmm"}' --label gmm
+    python -m benchmarks.multimodal --quick                           # seconds: a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import time
 import warnings
 
 import numpy as np
 
 from nvf_sklearn import NFDensity, NVFDensity
 
-from .common import gaussian_mixture_by_validation, hardware, markdown_table, mean_and_standard_error, timed, write_result
-from .toy_data import toy_suite
+from .common import (
+    add_no_write,
+    command_line,
+    gaussian_mixture_by_validation,
+    hardware,
+    markdown_table,
+    mean_and_standard_error,
+    publish,
+)
+from .toy_data import known_density_suite
 
-COLUMNS = ["data", "model", "test log-lik (nats)", "± s.e.", "gap to truth", "fit s", "n_iter_", "score rows/s"]
+COLUMNS = ["data", "model", "gap to truth (nats)", "± s.e.", "test log-lik", "fit s", "epochs run", "best epoch"]
 
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small data and few epochs")
-    parser.add_argument("--n-train", type=int, default=5000)
-    parser.add_argument("--n-test", type=int, default=5000)
-    parser.add_argument("--max-epochs", type=int, default=150)
-    parser.add_argument("--ks", type=int, nargs="+", default=[4, 8, 16], help="n_latent values for NVFDensity")
-    parser.add_argument("--objectives", nargs="+", default=["exact", "elbo"])
-    parser.add_argument("--datasets", nargs="*", default=None, help="subset of data set names (substring match)")
+    parser.add_argument("--cases", nargs="*", default=None, help="keep cases whose name contains one of these")
+    parser.add_argument("--models", nargs="+", default=["gmm", "nf", "nvf", "nvf32"],
+                        help="gmm, nf, nvf (K = the true count), nvf32 (K = 32)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="data seeds (also the models' random_state)")
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=10_000)
+    parser.add_argument("--nvf", default="{}", help="JSON dict of NVFDensity parameters (ablations)")
+    parser.add_argument("--nf", default="{}", help="JSON dict of NFDensity parameters")
+    parser.add_argument("--label", default="", help="appended to the model names of this run")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jsonl", default=None, help="append one JSON record per fit to this file")
+    parser.add_argument("--quick", action="store_true", help="tiny data and 3 epochs: a smoke run")
+    add_no_write(parser)
     arguments = parser.parse_args(argv)
     if arguments.quick:
-        arguments.n_train, arguments.n_test, arguments.max_epochs, arguments.ks = 1000, 1000, 5, [8]
+        arguments.n_train, arguments.n_test, arguments.seeds = 400, 400, arguments.seeds[:1]
     return arguments
 
 
-def models(arguments):
-    common = dict(max_epochs=arguments.max_epochs, device=arguments.device, random_state=arguments.seed)
-    yield "NFDensity", NFDensity(**common)
-    for objective in arguments.objectives:
-        for k in arguments.ks:
-            yield f"NVFDensity K={k} {objective}", NVFDensity(k, objective=objective, **common)
+def fit_model(name: str, dataset, X_train: np.ndarray, seed: int, arguments):
+    """``(fitted model, extra record fields)`` for one model name."""
+    common = dict(device=arguments.device, random_state=seed, **({"max_epochs": 3} if arguments.quick else {}))
+    if name == "gmm":
+        model, k = gaussian_mixture_by_validation(X_train, seed=seed)
+        return model, {"K": k}
+    if name == "nf":
+        return NFDensity(**{**common, **json.loads(arguments.nf)}).fit(X_train), {}
+    n_latent = 32 if name == "nvf32" else dataset.n_modes
+    estimator = NVFDensity(n_latent, **{**common, **json.loads(arguments.nvf)}).fit(X_train)
+    return estimator, {"K": n_latent}
 
 
-def evaluate(name, data_name, fit, X_test, truth):
-    (model, extra), seconds = timed(fit)
-    scores, score_seconds = timed(model.score_samples, X_test)
-    mean, standard_error = mean_and_standard_error(scores)
-    return {
-        "data": data_name,
-        "model": name + extra,
-        "test log-lik (nats)": f"{mean:.3f}",
-        "± s.e.": f"{standard_error:.3f}",
-        "gap to truth": f"{truth - mean:.3f}" if truth is not None else "",
-        "fit s": f"{seconds:.1f}",
-        "n_iter_": getattr(model, "n_iter_", ""),
-        "score rows/s": f"{len(X_test) / score_seconds:,.0f}",
-    }
+def run_case(dataset, seed: int, arguments) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    X_train, X_test = dataset.generate(arguments.n_train, rng), dataset.generate(arguments.n_test, rng)
+    truth = dataset.log_density(X_test)
+    records = []
+    for name in arguments.models:
+        started = time.perf_counter()
+        model, extra = fit_model(name, dataset, X_train, seed, arguments)
+        seconds = time.perf_counter() - started
+        log_q = model.score_samples(X_test)
+        record = {
+            "data": dataset.name, "model": name + arguments.label, "seed": seed, "gap": float(np.mean(truth - log_q)),
+            "gap_se": float(np.std(truth - log_q, ddof=1) / np.sqrt(len(log_q))), "test": float(np.mean(log_q)),
+            "fit_seconds": seconds, "n_train": arguments.n_train, **extra,
+            "options": arguments.nvf if name.startswith("nvf") else arguments.nf if name == "nf" else "",
+        }  # fmt: skip
+        if hasattr(model, "best_epoch_"):
+            record.update(epochs=model.n_iter_, best_epoch=model.best_epoch_,
+                          validation_curve=model.validation_scores_, loss_curve=model.loss_curve_)  # fmt: skip
+        records.append(record)
+        print(f"  {dataset.name} | {record['model']} | seed {seed}: gap {record['gap']:.3f} ± {record['gap_se']:.3f}, "
+              f"fit {seconds:.1f} s, epochs {record.get('epochs', '-')}, best {record.get('best_epoch', '-')}",
+              flush=True)  # fmt: skip
+    return records
 
 
-def run(arguments) -> list[dict]:
+def table_rows(records: list[dict]) -> list[dict]:
+    """One row per (data, model): means over seeds, s.e. over seeds (over test points for one seed)."""
     rows = []
-    for dataset in toy_suite():
-        if arguments.datasets and not any(s in dataset.name for s in arguments.datasets):
-            continue
-        rng = np.random.default_rng(arguments.seed)
-        X_train, X_test = dataset.generate(arguments.n_train, rng), dataset.generate(arguments.n_test, rng)
-        truth = float(dataset.log_density(X_test).mean()) if dataset.log_density else None
-        if truth is not None:
-            rows.append({"data": dataset.name, "model": "true density", "test log-lik (nats)": f"{truth:.3f}"})
-
-        def fit_gmm():
-            model, k = gaussian_mixture_by_validation(X_train, seed=arguments.seed)
-            return model, f" (K={k} by validation)"
-
-        rows.append(evaluate("GaussianMixture", dataset.name, fit_gmm, X_test, truth))
-        print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
-        for name, estimator in models(arguments):
-            rows.append(evaluate(name, dataset.name, lambda: (estimator.fit(X_train), ""), X_test, truth))
-            print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
+    for key in dict.fromkeys((r["data"], r["model"]) for r in records):
+        group = [r for r in records if (r["data"], r["model"]) == key]
+        gaps = np.array([r["gap"] for r in group])
+        gap, se = mean_and_standard_error(gaps) if len(group) > 1 else (gaps[0], group[0]["gap_se"])
+        epochs = [str(r["epochs"]) for r in group if "epochs" in r]
+        rows.append({
+            "data": key[0], "model": key[1] + (f" (K={group[0]['K']})" if "K" in group[0] else ""),
+            "gap to truth (nats)": f"{gap:.3f}", "± s.e.": f"{se:.3f}",
+            "test log-lik": f"{np.mean([r['test'] for r in group]):.3f}",
+            "fit s": f"{np.mean([r['fit_seconds'] for r in group]):.1f}",
+            "epochs run": "/".join(epochs), "best epoch": "/".join(str(r["best_epoch"]) for r in group if "epochs" in r),
+        })  # fmt: skip
     return rows
 
 
 def main(argv=None):
-    warnings.simplefilter("ignore")
     arguments = parse_arguments(argv)
-    rows = run(arguments)
-    table = markdown_table(rows, COLUMNS)
-    command = "python -m benchmarks.multimodal " + " ".join(sys.argv[1:] if argv is None else argv)
+    warnings.simplefilter("ignore")
+    records = []
+    for dataset in known_density_suite():
+        if arguments.cases and not any(s in dataset.name for s in arguments.cases):
+            continue
+        for seed in arguments.seeds:
+            case_records = run_case(dataset, seed, arguments)
+            records += case_records
+            if arguments.jsonl:
+                with open(arguments.jsonl, "a") as stream:
+                    stream.writelines(json.dumps(r) + "\n" for r in case_records)
+    spread = "over data seeds" if len(arguments.seeds) > 1 else "over test points (one seed)"
     header = (
-        f"Command: `{command.strip()}`  \nHardware: {hardware(arguments.device)}  \n"
-        f"Train {arguments.n_train} / test {arguments.n_test} rows per data set (fresh draws), seed {arguments.seed}; "
-        "figures are test mean log-likelihood in nats per sample, raw data units; s.e. over test points."
+        f"Command: `{command_line('benchmarks.multimodal', argv)}`  \nHardware: {hardware(arguments.device)}  \n"
+        f"{arguments.n_train} training / {arguments.n_test} test rows per case and data seed "
+        f"({' '.join(map(str, arguments.seeds))}). Gap = E[log p_true - log q] on the test rows, nats per sample "
+        f"(lower is better); s.e. {spread}. Flows: default settings unless the model name says otherwise."
     )
-    print("\n" + header + "\n\n" + table)
-    if not arguments.quick:
-        print(f"\nwritten to {write_result('multimodal', header, table)}")
+    publish("multimodal", header, markdown_table(table_rows(records), COLUMNS), write=not (arguments.no_write or arguments.quick))
 
 
 if __name__ == "__main__":

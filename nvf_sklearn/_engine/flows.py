@@ -246,6 +246,8 @@ def spline_flow(
     ``state_affine`` (``"diagonal"`` or ``"full"``) puts a :class:`StateAffine`
     layer first (data side).
     """
+    if state_affine is not None and not context_size:
+        raise ValueError("state_affine needs a context (the state); pass context_size > 0 or state_affine=None.")
     layers: list[Transform] = []
     if state_affine is not None:
         layers.append(StateAffine(n_features, context_size, full=state_affine == "full"))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .base import Transform
 from .dequantization import logit_inverse, logit_transform
-from .flows import Flow
+from .flows import Flow, FlowDistribution
 from .splines import n_spline_parameters, rq_spline
 
 #: Pixels pushed through a flow at once when scoring or sampling in chunks,
@@ -270,8 +270,9 @@ class ImageFlow(Flow):
                 channels, height, width = 4 * channels, height // 2, width // 2
             for index in range(n_layers_per_scale):
                 # Scale 0: checkerboard 0, 1, 0, ...; later: channel 0, channel 1, checker 0, checker 1, ...
+                # A 1x1 grid has one checkerboard colour only: channel couplings there, if it has channels.
                 parity = index % 2
-                if scale == 0 or index % 4 >= 2:
+                if (scale == 0 or index % 4 >= 2) and (height * width > 1 or channels == 1):
                     layers.append(CheckerboardCoupling(channels, height, width, parity, **common))
                 else:
                     layers.append(ChannelCoupling(channels, parity, **common))
@@ -280,3 +281,18 @@ class ImageFlow(Flow):
 
     def context_batch_shape(self, context: Tensor) -> tuple[int, ...]:
         return tuple(context.shape[:1])
+
+    def forward(self, context: Tensor | None = None) -> ImageFlowDistribution:
+        return ImageFlowDistribution(self, context)
+
+
+class ImageFlowDistribution(FlowDistribution):
+    """``p(x | context)`` of an :class:`ImageFlow`: a context holds one row per image."""
+
+    def sample(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> Tensor:
+        if self.context is not None and tuple(shape):
+            raise ValueError(
+                "an image flow's context has one row per image: sample with shape () (one image per context row), "
+                "or without a context with shape (n,)."
+            )
+        return super().sample(shape, generator)

@@ -3,7 +3,7 @@
 ``z`` is a grid of ``L`` discrete codes from a vocabulary of ``V``
 (:mod:`.quantizer`), ``p(z)`` a causal transformer over them in raster order
 (:mod:`.code_prior`), and ``p_flow(x | z)`` an image flow whose context is the
-grid of codebook vectors of ``z`` (:mod:`.image_flow`). For every fixed ``z``
+grid of codebook vectors of ``z`` (:mod:`.image_flows`). For every fixed ``z``
 the flow is a normalised density in ``x``, so the sum over all ``V ** L``
 sequences is an exact density; the encoder only proposes which ``z`` to try.
 

@@ -1,84 +1,84 @@
-"""Dequantisation and bits-per-dimension conversions, checked on known answers."""
+"""Dequantisation, the logit space and bits per dimension, checked on known answers."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from torch.testing import assert_close
 
-from nvf_sklearn._engine.bits import (
-    bits_per_dim,
-    dequantize,
-    log_density_from_bits_per_dim,
-    logit_inverse,
-    logit_log_det,
-    logit_transform,
-    quantize,
-)
+from nvf_sklearn._engine.dequantization import bits_per_dim, dequantize, logit_inverse, logit_transform
+
+from .conftest import F64, generator, jacobian_log_abs_det
 
 
 @pytest.mark.parametrize("n_levels", [2, 17, 256])
 def test_uniform_density_gives_log2_levels_bits(n_levels):
     assert bits_per_dim(0.0, 64, n_levels) == pytest.approx(math.log2(n_levels))
-    assert bits_per_dim(torch.zeros(3, dtype=torch.float64), 784, n_levels).tolist() == pytest.approx(
-        [math.log2(n_levels)] * 3
-    )
+    assert bits_per_dim(torch.zeros(3, dtype=F64), 784, n_levels).tolist() == pytest.approx([math.log2(n_levels)] * 3)
 
 
 def test_known_answers():
     # A density twice the uniform one in every dimension saves exactly one bit per dimension.
-    D, L = 10, 256
-    assert bits_per_dim(D * math.log(2.0), D, L) == pytest.approx(7.0)
-    # MAF's MNIST Gaussian: -1366.9 nats in logit space is not bits/dim; 2.01 bpd in pixel space
-    # corresponds to log q(y) = 784 log 256 - 2.01 * 784 log 2 nats.
-    assert log_density_from_bits_per_dim(2.01, 784, 256) == pytest.approx(784 * (8 - 2.01) * math.log(2))
-    assert bits_per_dim(log_density_from_bits_per_dim(1.23, 64, 17), 64, 17) == pytest.approx(1.23)
+    assert bits_per_dim(10 * math.log(2.0), 10, 256) == pytest.approx(7.0)
+    # 2.01 bits/dim on 784 pixels of 256 levels is log q(y) = 784 (8 - 2.01) log 2 nats in [0, 1) space.
+    assert bits_per_dim(784 * (8 - 2.01) * math.log(2.0), 784, 256) == pytest.approx(2.01)
 
 
 def test_uniform_over_the_levels_is_the_discrete_entropy():
-    """A discrete model P(p) = q(bin) with q uniform on 17 levels costs log2(17) bits; dequantised, the
-    same: with q constant on each bin, bpd in [0,1) space equals -log2 P(p) / D exactly."""
-    n_levels, D = 17, 4
-    probabilities = torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=torch.float64)
+    """With q constant on each bin, bpd in [0, 1) space equals -log2 P(p) / D exactly."""
+    n_levels, n_dims = 17, 4
+    probabilities = torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=F64)
     levels = torch.tensor([[0, 1, 2, 3]])
-    # Piecewise-constant density on [0,1): mass P(level) spread over a bin of width 1/L.
+    # Piecewise-constant density on [0, 1): mass P(level) spread over a bin of width 1 / L.
     log_q = torch.log(probabilities[levels] * n_levels).sum(dim=1)
-    expected = -torch.log2(probabilities[levels]).sum(dim=1) / D
-    torch.testing.assert_close(bits_per_dim(log_q, D, n_levels), expected)
+    expected = -torch.log2(probabilities[levels]).sum(dim=1) / n_dims
+    assert_close(bits_per_dim(log_q, n_dims, n_levels), expected)
 
 
-def test_dequantize_lies_in_the_right_bins_and_round_trips():
-    generator = torch.Generator().manual_seed(0)
-    levels = torch.randint(0, 17, (500, 64), generator=generator)
-    y = dequantize(levels, 17, generator)
-    assert y.dtype == torch.get_default_dtype()
-    assert y.min() >= 0.0 and y.max() < 1.0
-    assert torch.equal(quantize(y, 17), levels)
-    # The noise is uniform within each bin: its mean is near 1/2.
+def test_dequantize_lies_in_the_right_bins():
+    """``(p + u) / L`` from grid points ``p / L`` and ``u`` in [0, 1) lies in bin p, uniformly within it."""
+    levels = torch.randint(0, 17, (500, 64), generator=generator())
+    grid = levels.to(F64) / 17
+    noise = torch.rand(500, 64, generator=generator(1), dtype=F64)
+    noise[0] = 0.0
+    noise[1] = 1.0 - 1e-9
+    y = dequantize(grid, noise, 17)
+    assert y.dtype == F64 and y.shape == grid.shape
+    assert torch.equal(dequantize(grid, torch.zeros_like(noise), 17), grid)
+    assert (y >= grid).all() and (y < (levels + 1).to(F64) / 17).all()
+    assert (y >= 0).all() and (y < 1).all()
     assert abs((y * 17 - levels).mean().item() - 0.5) < 0.01
-    again = dequantize(levels.double(), 17, torch.Generator().manual_seed(0))
-    assert again.dtype == torch.float64
+    assert_close(dequantize(levels.to(F64), noise), levels + noise, atol=0, rtol=0)  # n_levels=1: pixel units
+
+
+def test_dequantize_works_on_numpy_arrays():
+    levels = np.arange(12).reshape(3, 4) % 5
+    noise = np.linspace(0.0, 0.99, 12).reshape(3, 4)
+    y = dequantize(levels / 5, noise, 5)
+    assert isinstance(y, np.ndarray)
+    np.testing.assert_allclose(y, (levels + noise) / 5, atol=1e-15, rtol=0)
+    np.testing.assert_allclose(y, dequantize(torch.from_numpy(levels / 5), torch.from_numpy(noise), 5).numpy())
 
 
 def test_logit_round_trip_and_log_det_matches_autograd():
-    generator = torch.Generator().manual_seed(1)
-    y = torch.rand(3, 5, generator=generator, dtype=torch.float64)
+    y = torch.rand(3, 5, generator=generator(1), dtype=F64)
     y[0, 0], y[0, 1] = 0.0, 1.0  # the faces of the cube stay finite
     alpha = 0.05
     s, log_det = logit_transform(y, alpha)
-    assert torch.isfinite(s).all() and torch.isfinite(log_det).all()
-    torch.testing.assert_close(logit_inverse(s, alpha), y, atol=1e-12, rtol=0)
+    assert torch.isfinite(s).all() and torch.isfinite(log_det).all() and log_det.shape == (3,)
+    assert_close(logit_inverse(s, alpha), y, atol=1e-12, rtol=0)
     for i in range(3):
-        jacobian = torch.autograd.functional.jacobian(lambda v: logit_transform(v[None], alpha)[0][0], y[i])
-        torch.testing.assert_close(log_det[i], torch.linalg.slogdet(jacobian).logabsdet)
-    torch.testing.assert_close(logit_log_det(y, alpha), log_det)
+        expected = jacobian_log_abs_det(lambda v: logit_transform(v[None], alpha)[0][0], y[i])
+        assert_close(log_det[i], expected, atol=1e-12, rtol=0)
 
 
-def test_logit_space_density_converts_to_pixel_space():
-    """The uniform density on [0,1) seen in logit space, converted back, is uniform again."""
+def test_logit_log_det_converts_a_logit_space_density_to_pixel_space():
+    """y ~ U[0, 1)^D has, in logit space, the density prod sigmoid'(s) / (1 - 2 alpha) (computed from s alone);
+    adding ``log|ds/dy|`` must give back the uniform density: log2(L) bits per dimension."""
     alpha = 0.1
-    y = torch.rand(4, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    y = torch.rand(4, 6, generator=generator(2), dtype=F64)
     s, log_det = logit_transform(y, alpha)
-    # Density of s when y ~ U[0,1)^D: q_s(s) = |dy/ds| = exp(-log_det).
-    log_q_s = -log_det
-    log_q_y = log_q_s + logit_log_det(y, alpha)
-    torch.testing.assert_close(bits_per_dim(log_q_y, 6, 17), torch.full((4,), math.log2(17), dtype=torch.float64))
+    sigmoid = torch.sigmoid(s)
+    log_q_s = (torch.log(sigmoid * (1 - sigmoid)) - math.log(1 - 2 * alpha)).sum(dim=1)
+    assert_close(bits_per_dim(log_q_s + log_det, 6, 17), torch.full((4,), math.log2(17), dtype=F64))

@@ -1,112 +1,121 @@
-"""Contract of every flow configuration, in float64: invertibility and exact log-determinants."""
+"""Tabular flows beyond the shared contract (``test_base.py``): broadcasting, identity at start, layer algebra."""
 
 import pytest
 import torch
+from torch.testing import assert_close
 
-from nvf_sklearn._engine.flows import LULinear, spline_flow
+from nvf_sklearn._engine.flows import LULinear, ReversePermutation, SplineCoupling, StateAffine, spline_flow
+from nvf_sklearn._engine.initialization import initialize_parameters
 
-CONFIGS = [
-    # (n_features, context_size, lu_linear)
-    (1, 0, False),
-    (1, 3, False),
-    (2, 0, False),
-    (2, 3, True),
-    (5, 0, True),
-    (5, 3, False),
-]
+from .conftest import F64, generator, randomise_, small_spline_flow, tabular_points
 
 
-def _randomised_flow(n_features, context_size, lu_linear, seed=0):
-    torch.manual_seed(seed)
-    flow = spline_flow(
-        n_features, context_size=context_size, n_layers=3, hidden_size=16, n_bins=6, tail_bound=3.0, lu_linear=lu_linear
-    ).double()
-    with torch.no_grad():
-        for parameter in flow.parameters():
-            # Large enough that every spline is far from the identity, small enough
-            # that the map stays well conditioned (0.5 gives slopes near 1e-3).
-            parameter.copy_(0.3 * torch.randn_like(parameter))
-    return flow
+@pytest.mark.parametrize("state_affine", [None, "diagonal", "full"])
+def test_contexts_broadcast_against_points(state_affine):
+    """(n, 1, d) points against K contexts (K, c) give (n, K), equal to one call per context, both ways."""
+    flow = randomise_(small_spline_flow(3, 4, lu_linear=True, state_affine=state_affine), 0.25)
+    x = tabular_points(10, 3)
+    contexts = torch.randn(5, 4, generator=generator(2), dtype=F64)
+    distribution = flow(contexts)
+    log_prob = distribution.log_prob(x.unsqueeze(1))
+    z, _ = distribution.transform(x.unsqueeze(1))
+    assert log_prob.shape == (10, 5) and z.shape == (10, 5, 3)
+    for k in range(5):
+        assert_close(log_prob[:, k], flow(contexts[k]).log_prob(x), atol=1e-12, rtol=0)
+        assert_close(z[:, k], flow(contexts[k]).transform(x)[0], atol=1e-12, rtol=0)
+    assert_close(distribution.inverse(z), x.unsqueeze(1).expand(-1, 5, -1), atol=1e-9, rtol=0)
 
 
-def _inputs(n_features, context_size, n=64, seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    x = 2.5 * torch.randn(n, n_features, generator=generator, dtype=torch.float64)
-    x[:4] *= 3.0  # points in the identity tails
-    context = torch.randn(n, context_size, generator=generator, dtype=torch.float64) if context_size else None
-    return x, context
+def test_samples_have_the_sample_and_context_batch_shape():
+    flow = randomise_(small_spline_flow(2, 3, state_affine="full"), 0.25)
+    contexts = torch.randn(4, 3, generator=generator(2), dtype=F64)
+    samples = flow(contexts).sample((7,), generator())
+    assert samples.shape == (7, 4, 2) and torch.isfinite(samples).all()
+    assert torch.equal(samples, flow(contexts).sample((7,), generator()))
+    assert flow(contexts[0]).sample((6,), generator()).shape == (6, 2)
 
 
-@pytest.mark.parametrize("n_features, context_size, lu_linear", CONFIGS)
-def test_inverse_of_forward_is_identity(n_features, context_size, lu_linear):
-    flow = _randomised_flow(n_features, context_size, lu_linear)
-    x, context = _inputs(n_features, context_size)
-    distribution = flow(context)
-    z, _ = distribution.transform(x)
-    torch.testing.assert_close(distribution.inverse(z), x, atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("n_features, context_size, lu_linear", CONFIGS)
-def test_log_det_matches_autograd_jacobian(n_features, context_size, lu_linear):
-    flow = _randomised_flow(n_features, context_size, lu_linear)
-    x, context = _inputs(n_features, context_size, n=8)
-    for i in range(x.shape[0]):
-        row_context = context[i] if context is not None else None
-        distribution = flow(row_context)
-        jacobian = torch.autograd.functional.jacobian(lambda v: distribution.transform(v)[0], x[i])
-        _, log_det = distribution.transform(x[i])
-        expected = torch.linalg.slogdet(jacobian).logabsdet
-        torch.testing.assert_close(log_det, expected, atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("n_features, context_size, lu_linear", CONFIGS)
-def test_fresh_flow_is_the_identity(n_features, context_size, lu_linear):
-    flow = spline_flow(n_features, context_size=context_size, n_layers=3, lu_linear=lu_linear).double()
-    from nvf_sklearn._engine.initialization import initialize_parameters
-
-    initialize_parameters(flow, torch.Generator().manual_seed(0))
-    x, context = _inputs(n_features, context_size)
+@pytest.mark.parametrize(
+    "n_features, context_size, lu_linear, state_affine",
+    [(1, 0, False, None), (1, 3, True, "full"), (2, 0, True, None), (4, 3, True, "full"), (5, 2, False, "diagonal")],
+)
+def test_fresh_flow_is_the_identity(n_features, context_size, lu_linear, state_affine):
+    """After ``initialize_parameters`` every layer is the identity, up to the reversals of the features."""
+    flow = small_spline_flow(n_features, context_size, lu_linear, state_affine)
+    initialize_parameters(flow, generator())
+    x = tabular_points(16, n_features)
+    context = torch.randn(16, context_size, generator=generator(2), dtype=F64) if context_size else None
     z, log_det = flow(context).transform(x)
-    # An even number of reversals cancel; an odd number leaves the order reversed.
-    n_reversals = 3 if n_features > 1 else 0
-    expected = x.flip(-1) if n_reversals % 2 else x
-    torch.testing.assert_close(z, expected, atol=1e-12, rtol=0)
-    torch.testing.assert_close(log_det, torch.zeros(x.shape[0], dtype=torch.float64), atol=1e-12, rtol=0)
+    n_reversals = sum(isinstance(layer, ReversePermutation) for layer in flow.layers)
+    assert n_reversals == (3 if n_features > 1 else 0)
+    assert_close(z, x.flip(-1) if n_reversals % 2 else x, atol=1e-12, rtol=0)
+    assert_close(log_det, torch.zeros(16, dtype=F64), atol=1e-12, rtol=0)
 
 
-def test_contexts_broadcast_against_points():
-    """(n, 1, d) points against (K, c) contexts give (n, K), equal to a loop over k."""
-    flow = _randomised_flow(3, 4, True)
-    x, _ = _inputs(3, 0, n=10)
-    contexts = torch.randn(5, 4, dtype=torch.float64)
-    batched = flow(contexts).log_prob(x.unsqueeze(1))
-    assert batched.shape == (10, 5)
-    looped = torch.stack([flow(contexts[k]).log_prob(x) for k in range(5)], dim=1)
-    torch.testing.assert_close(batched, looped, atol=1e-12, rtol=0)
+def test_layer_order():
+    """State-affine first (data side), then blocks of [LU,] coupling[, reversal]; no LU for one feature."""
+    flow = spline_flow(3, context_size=2, n_layers=2, lu_linear=True, state_affine="full")
+    kinds = [type(layer) for layer in flow.layers]
+    block = [LULinear, SplineCoupling, ReversePermutation]
+    assert kinds == [StateAffine, *block, *block]
+    kinds = [type(layer) for layer in spline_flow(1, n_layers=2, lu_linear=True).layers]
+    assert kinds == [SplineCoupling, SplineCoupling]
 
 
-def test_samples_have_the_context_batch_shape():
-    flow = _randomised_flow(2, 3, False)
-    contexts = torch.randn(4, 3, dtype=torch.float64)
-    samples = flow(contexts).sample((7,), torch.Generator().manual_seed(0))
-    assert samples.shape == (7, 4, 2)
-    assert torch.isfinite(samples).all()
+def test_one_feature_flow_density_integrates_to_one():
+    flow = randomise_(small_spline_flow(1, 2, state_affine="full"), 0.25)
+    grid = torch.linspace(-40.0, 40.0, 20001, dtype=F64).unsqueeze(-1)
+    for context in torch.randn(3, 2, generator=generator(2), dtype=F64):
+        density = flow(context).log_prob(grid).exp()
+        assert torch.trapezoid(density, grid[:, 0]).item() == pytest.approx(1.0, abs=1e-4)
 
 
-def test_gradients_reach_every_parameter():
-    flow = _randomised_flow(3, 2, True)
-    x, context = _inputs(3, 2)
-    flow(context).log_prob(x).sum().backward()
-    for name, parameter in flow.named_parameters():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+def test_lu_linear_factors_and_log_det_match_slogdet():
+    layer = randomise_(LULinear(4).double(), 1.0)
+    lower, upper = layer.factors()
+    assert torch.equal(lower, lower.tril()) and torch.equal(lower.diagonal(), torch.ones(4, dtype=F64))
+    assert torch.equal(upper, upper.triu()) and (upper.diagonal() > 0).all()
+    x = torch.randn(3, 4, generator=generator(1), dtype=F64)
+    y, log_det = layer(x)
+    assert_close(y, x @ (lower @ upper).T, atol=1e-12, rtol=0)
+    assert_close(log_det, torch.linalg.slogdet(lower @ upper).logabsdet.expand(3), atol=1e-12, rtol=0)
 
 
-def test_lu_linear_log_det_matches_slogdet():
-    layer = LULinear(4).double()
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.copy_(torch.randn_like(parameter))
-    lower, upper = layer._factors()
-    x = torch.randn(3, 4, dtype=torch.float64)
-    _, log_det = layer(x)
-    torch.testing.assert_close(log_det, torch.linalg.slogdet(lower @ upper).logabsdet.expand(3))
+def _one_hot_state_affine(full, n_features=3, n_states=4):
+    layer = randomise_(StateAffine(n_features, n_states, full=full).double(), 0.5)
+    return layer, torch.eye(n_states, dtype=F64)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_state_affine_matrix_is_lower_triangular_per_state(full):
+    """``matrix(e_k)`` is state k's own matrix: lower-triangular (diagonal unless ``full``), positive diagonal."""
+    layer, states = _one_hot_state_affine(full)
+    matrices = layer.matrix(states)
+    assert matrices.shape == (4, 3, 3)
+    for k in range(4):
+        expected = torch.diag(layer.log_scale.weight[:, k].exp())
+        if full:
+            expected[layer.rows, layer.columns] = layer.lower.weight[:, k]
+        assert torch.equal(matrices[k], expected)
+    assert (matrices.diagonal(dim1=-2, dim2=-1) > 0).all()
+    strict_lower = matrices.tril(-1)
+    assert torch.equal(matrices.triu(1), torch.zeros_like(matrices))
+    assert (strict_lower.abs().sum() > 0) == full
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_state_affine_maps_and_solves_per_state(full):
+    """Forward: ``A_k (x - m_k)``, log-det ``sum log diag A_k``; inverse: ``A_k^{-1} y + m_k`` by a solve."""
+    layer, states = _one_hot_state_affine(full)
+    x = torch.randn(6, 3, generator=generator(1), dtype=F64)
+    for k in range(4):
+        matrix, location = layer.matrix(states[k]), layer.location.weight[:, k]
+        y, log_det = layer(x, states[k].expand(6, -1))
+        assert_close(y, (x - location) @ matrix.T, atol=1e-12, rtol=0)
+        assert_close(log_det, matrix.diagonal().log().sum().expand(6), atol=1e-12, rtol=0)
+        solved = torch.linalg.solve(matrix, x.T).T + location
+        assert_close(layer.inverse(x, states[k].expand(6, -1)), solved, atol=1e-12, rtol=0)
+
+
+def test_one_feature_full_state_affine_has_no_off_diagonal_part():
+    assert StateAffine(1, 3, full=True).lower is None

@@ -1,149 +1,92 @@
-"""Contract of the image flow, in float64: invertibility, exact log-determinants, identity at init."""
+"""Image flows beyond the shared contract (``test_base.py``): layers, layout, contexts, the logit pre-transform."""
 
 import math
 
 import pytest
 import torch
+from torch.testing import assert_close
 
-from nvf_sklearn._engine.image_flow import (
+from nvf_sklearn._engine.image_flows import (
+    FLOW_CHUNK_PIXELS,
     ChannelCoupling,
     CheckerboardCoupling,
     ImageFlow,
-    ImageFlowDensity,
+    LogitPreTransform,
     Squeeze,
+    image_chunk_rows,
     match_context,
 )
 from nvf_sklearn._engine.initialization import initialize_parameters
 
+from .conftest import F64, generator, randomise_, small_image_flow
+
 SHAPE = (1, 4, 4)
 
-CONFIGS = [
-    # (context kind, n_scales, logit_alpha)
-    (None, 1, None),
-    ("grid", 1, 0.05),
-    ("vector", 1, None),
-    ("grid", 2, 0.05),
-]
+
+def _grid_context(n, seed=3):
+    return torch.randn(n, 2, 2, 2, generator=generator(seed), dtype=F64)
 
 
-def _context(kind, n, seed=3):
-    generator = torch.Generator().manual_seed(seed)
-    if kind == "grid":
-        return torch.randn(n, 2, 2, 2, generator=generator, dtype=torch.float64)
-    if kind == "vector":
-        return torch.randn(n, 2, generator=generator, dtype=torch.float64)
-    return None
+def _images(n, in_unit_cube=False, seed=1):
+    if in_unit_cube:
+        return torch.rand(n, *SHAPE, generator=generator(seed), dtype=F64)
+    return 2.0 * torch.randn(n, *SHAPE, generator=generator(seed), dtype=F64)
 
 
-def _randomised_flow(kind, n_scales, logit_alpha, seed=0):
-    flow = ImageFlow(
-        SHAPE,
-        context_channels=0 if kind is None else 2,
-        n_scales=n_scales,
-        n_layers_per_scale=4,
-        hidden_channels=8,
-        n_bins=5,
-        tail_bound=3.0,
-        logit_alpha=logit_alpha,
-    ).double()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in flow.parameters():
-            # Far from the identity, still well conditioned.
-            parameter.copy_(0.15 * torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
-    return flow
+def _grid_flow(logit_alpha=None):
+    return randomise_(small_image_flow(SHAPE, 2, 1, logit_alpha), 0.1)
 
 
-def _images(n, logit_alpha, seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    if logit_alpha is not None:
-        return torch.rand(n, *SHAPE, generator=generator, dtype=torch.float64)
-    x = 2.0 * torch.randn(n, *SHAPE, generator=generator, dtype=torch.float64)
-    x[0] *= 3.0  # pixels in the identity tails
-    return x
-
-
-@pytest.mark.parametrize("kind, n_scales, logit_alpha", CONFIGS)
-def test_inverse_of_forward_is_identity(kind, n_scales, logit_alpha):
-    flow = _randomised_flow(kind, n_scales, logit_alpha)
-    x, context = _images(16, logit_alpha), _context(kind, 16)
-    z, _ = flow.transform(x, context)
-    assert z.shape == (16, *flow.output_shape)
-    torch.testing.assert_close(flow.inverse(z, context), x, atol=1e-9, rtol=0)
-
-
-@pytest.mark.parametrize("kind, n_scales, logit_alpha", CONFIGS)
-def test_log_det_matches_autograd_jacobian(kind, n_scales, logit_alpha):
-    flow = _randomised_flow(kind, n_scales, logit_alpha)
-    x, context = _images(3, logit_alpha), _context(kind, 3)
-    _, log_det = flow.transform(x, context)
-    for i in range(x.shape[0]):
-        row_context = context[i : i + 1] if context is not None else None
-
-        def forward(v):
-            return flow.transform(v.reshape(1, *SHAPE), row_context)[0].flatten()
-
-        jacobian = torch.autograd.functional.jacobian(forward, x[i].flatten())
-        assert jacobian.shape == (16, 16)
-        expected = torch.linalg.slogdet(jacobian).logabsdet
-        torch.testing.assert_close(log_det[i], expected, atol=1e-8, rtol=0)
-
-
-def test_spline_layers_actually_change_the_data():
-    """Guards the Jacobian test against a vacuous pass: the maps are far from the identity."""
-    flow = _randomised_flow("grid", 1, None)
-    x, context = _images(8, None), _context("grid", 8)
-    z, log_det = flow.transform(x, context)
-    assert (Squeeze().inverse(z) - x).abs().max() > 0.1
-    assert log_det.abs().min() > 1e-3
-
-
-@pytest.mark.parametrize("kind, n_scales, logit_alpha", CONFIGS)
-def test_fresh_flow_is_the_identity_after_the_pre_transform(kind, n_scales, logit_alpha):
-    flow = _randomised_flow(kind, n_scales, logit_alpha)
-    initialize_parameters(flow, torch.Generator().manual_seed(0))
-    x, context = _images(8, logit_alpha), _context(kind, 8)
-    z, log_det = flow.transform(x, context)
-    squeezed, pre_log_det = x, torch.zeros(8, dtype=torch.float64)
+@pytest.mark.parametrize("context_channels, n_scales, logit_alpha", [(0, 0, None), (2, 1, 0.05), (2, 2, None)])
+def test_fresh_flow_is_the_identity_after_the_pre_transform(context_channels, n_scales, logit_alpha):
+    flow = randomise_(small_image_flow(SHAPE, context_channels, n_scales, logit_alpha), 0.1)
+    initialize_parameters(flow, generator())
+    x = _images(8, in_unit_cube=logit_alpha is not None)
+    context = _grid_context(8) if context_channels else None
+    z, log_det = flow(context).transform(x)
+    expected, expected_log_det = x, torch.zeros(8, dtype=F64)
     for layer in flow.layers:
-        if not isinstance(layer, (CheckerboardCoupling, ChannelCoupling)):  # logit, squeeze
-            squeezed, layer_log_det = layer(squeezed)
-            pre_log_det = pre_log_det + layer_log_det
-    torch.testing.assert_close(z, squeezed, atol=1e-12, rtol=0)
-    torch.testing.assert_close(log_det, pre_log_det, atol=1e-12, rtol=0)
+        if isinstance(layer, (LogitPreTransform, Squeeze)):
+            expected, layer_log_det = layer(expected)
+            expected_log_det = expected_log_det + layer_log_det
+    assert_close(z, expected, atol=1e-12, rtol=0)
+    assert_close(log_det, expected_log_det, atol=1e-12, rtol=0)
 
 
 def test_logit_flow_density_is_in_pixel_space():
     """With the logit pre-transform at init: log p(y) = log N(s) + log|ds/dy|, computed by hand."""
     alpha = 0.05
-    flow = ImageFlow(SHAPE, n_scales=0, n_layers_per_scale=2, hidden_channels=4, logit_alpha=alpha).double()
-    initialize_parameters(flow, torch.Generator().manual_seed(0))
-    y = _images(4, alpha)
+    flow = small_image_flow(SHAPE, n_scales=0, logit_alpha=alpha)
+    initialize_parameters(flow, generator())
+    y = _images(4, in_unit_cube=True)
     t = alpha + (1 - 2 * alpha) * y
     s = torch.log(t / (1 - t))
-    expected = (
-        -0.5 * (s * s) - 0.5 * math.log(2 * math.pi) + math.log(1 - 2 * alpha) - torch.log(t * (1 - t))
-    ).flatten(1).sum(1)
-    torch.testing.assert_close(flow.log_prob(y), expected, atol=1e-10, rtol=0)
+    log_density = -0.5 * s * s - 0.5 * math.log(2 * math.pi) + math.log(1 - 2 * alpha) - torch.log(t * (1 - t))
+    assert_close(flow().log_prob(y), log_density.flatten(1).sum(1), atol=1e-10, rtol=0)
 
 
 def test_pixels_outside_the_logit_support_get_minus_infinity_not_nan():
-    flow = _randomised_flow("grid", 1, 0.05)
-    x, context = _images(3, 0.05), _context("grid", 3)
+    flow = _grid_flow(logit_alpha=0.05)
+    x, context = _images(3, in_unit_cube=True), _grid_context(3)
     x[1, 0, 2, 1] = 1.5
     x[2, 0, 0, 0] = -3.0
-    log_prob = flow.log_prob(x, context)
+    log_prob = flow(context).log_prob(x)
     assert torch.isfinite(log_prob[0])
     assert log_prob[1] == -math.inf and log_prob[2] == -math.inf
-    with pytest.raises(ValueError, match="logit_alpha"):
-        ImageFlow(SHAPE, logit_alpha=0.5)
+    # Just inside the box (-a, 1 + a), a = alpha / (1 - 2 alpha), the density is finite.
+    margin = 0.05 / 0.9
+    x[1, 0, 2, 1], x[2, 0, 0, 0] = 1 + 0.99 * margin, -0.99 * margin
+    assert torch.isfinite(flow(context).log_prob(x)).all()
+    for alpha in (0.0, 0.5):
+        with pytest.raises(ValueError, match="logit_alpha"):
+            ImageFlow(SHAPE, logit_alpha=alpha)
 
 
 def test_squeeze_round_trip_and_layout():
-    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float64).reshape(2, 3, 4, 6)
+    x = torch.arange(2 * 3 * 4 * 6, dtype=F64).reshape(2, 3, 4, 6)
     y, log_det = Squeeze()(x)
     assert y.shape == (2, 12, 2, 3)
-    assert torch.equal(log_det, torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(log_det, torch.zeros(2, dtype=F64))
     # Channel 4c + 2i + j holds pixel (2h + i, 2w + j) of channel c.
     assert y[1, 4 * 2 + 2 * 1 + 0, 1, 2] == x[1, 2, 3, 4]
     assert torch.equal(Squeeze().inverse(y), x)
@@ -154,49 +97,80 @@ def test_context_matching():
     up = match_context(grid, 4, 4)
     assert up.shape == (1, 1, 4, 4) and up[0, 0, 3, 0] == grid[0, 0, 1, 0]
     assert torch.equal(match_context(up, 2, 2), grid)
-    assert match_context(torch.ones(3, 5), 2, 2).shape == (3, 5, 2, 2)
+    assert match_context(grid, 2, 2) is grid
+    vector = torch.arange(15.0).reshape(3, 5)
+    spread = match_context(vector, 2, 2)
+    assert spread.shape == (3, 5, 2, 2) and torch.equal(spread[:, :, 1, 0], vector)
     assert match_context(None, 2, 2) is None
 
 
+@pytest.mark.parametrize("layer_kind", ["checkerboard", "channel"])
+def test_couplings_change_one_half_given_the_other(layer_kind):
+    """Only the transformed half moves, and it depends on the kept half (not on itself through the conditioner)."""
+    x = 4.0 * torch.rand(3, 4, 4, 4, generator=generator(1), dtype=F64) - 2.0  # inside the splines' interval
+    for parity in (0, 1):
+        if layer_kind == "checkerboard":
+            layer = CheckerboardCoupling(4, 4, 4, parity, 0, 4, 1, 4, 3.0).double()
+            kept = ((torch.arange(4)[:, None] + torch.arange(4)) % 2 != parity).expand(3, 4, 4, 4)
+        else:
+            layer = ChannelCoupling(4, parity, 0, 4, 1, 4, 3.0).double()
+            kept = torch.zeros(3, 4, 4, 4, dtype=torch.bool)
+            kept[:, 2 * parity : 2 * parity + 2] = True
+        y, _ = randomise_(layer, 0.3)(x)
+        assert torch.equal(y[kept], x[kept]) and (y[~kept] - x[~kept]).abs().min() > 0
+        # Moving one transformed value moves that output alone; moving the kept half moves the transformed one.
+        nudged, first = x.clone(), (~kept).flatten().nonzero()[0, 0]
+        nudged.view(-1)[first] += 0.1
+        changed = (layer(nudged)[0] != y).flatten().nonzero()[:, 0]
+        assert changed.tolist() == [first.item()]
+        moved_kept = x.clone()
+        moved_kept[kept] += 0.1
+        assert (layer(moved_kept)[0][~kept] - y[~kept]).abs().max() > 1e-3
+
+
+def test_scales_and_coupling_layout():
+    """Scale 0: checkerboards of alternating parity; later scales: a squeeze, then channel 0, 1, checker 0, 1."""
+    flow = ImageFlow((1, 8, 8), n_scales=2, n_layers_per_scale=4, hidden_channels=4)
+    def parity(layer):
+        if isinstance(layer, CheckerboardCoupling):  # parity 0 transforms pixel (0, 0)
+            return int(layer.mask[0, 0, 0, 0] == 0)
+        return getattr(layer, "parity", None)
+
+    layout = [(type(layer).__name__, parity(layer)) for layer in flow.layers]
+    scale_0 = [("CheckerboardCoupling", 0), ("CheckerboardCoupling", 1)] * 2
+    later = [("Squeeze", None), ("ChannelCoupling", 0), ("ChannelCoupling", 1)]
+    later += [("CheckerboardCoupling", 0), ("CheckerboardCoupling", 1)]
+    assert layout == scale_0 + later + later
+    assert flow.event_shape == (1, 8, 8) and flow.base_shape == (16, 2, 2)
+    assert ImageFlow((3, 4, 4), n_scales=0, logit_alpha=0.1).base_shape == (3, 4, 4)
+
+
 def test_context_changes_the_density_and_batch_rows_are_independent():
-    flow = _randomised_flow("grid", 1, None)
-    x, context = _images(6, None), _context("grid", 6)
-    full = flow.log_prob(x, context)
-    torch.testing.assert_close(flow.log_prob(x[2:4], context[2:4]), full[2:4], atol=1e-12, rtol=0)
-    assert (flow.log_prob(x, context.flip(0)) - full).abs().max() > 1e-3
+    flow = _grid_flow()
+    x, context = _images(6), _grid_context(6)
+    full = flow(context).log_prob(x)
+    assert_close(flow(context[2:4]).log_prob(x[2:4]), full[2:4], atol=1e-12, rtol=0)
+    assert (flow(context.flip(0)).log_prob(x) - full).abs().max() > 1e-3
 
 
 def test_sample_shapes_and_reproducibility():
-    flow = _randomised_flow("grid", 1, 0.05)
-    context = _context("grid", 5)
-    first = flow.sample(5, context, torch.Generator().manual_seed(7))
-    again = flow.sample(5, context, torch.Generator().manual_seed(7))
+    flow = _grid_flow(logit_alpha=0.05)
+    context = _grid_context(5)
+    first = flow(context).sample((), generator(7))
     assert first.shape == (5, *SHAPE)
-    assert torch.equal(first, again)
-    assert flow.sample(5, context[:1], torch.Generator().manual_seed(7)).shape == (5, *SHAPE)
-
-
-def test_density_protocol_takes_flat_rows():
-    flow = _randomised_flow(None, 1, None)
-    model = ImageFlowDensity(flow)
-    x = _images(4, None)
-    log_joint = model.log_joint(x.flatten(1))
-    assert log_joint.shape == (4, 1)
-    torch.testing.assert_close(log_joint[:, 0], flow.log_prob(x), atol=0, rtol=0)
-    generator = torch.Generator().manual_seed(0)
-    torch.testing.assert_close(model.training_loss(x.flatten(1), generator, 0.0), -flow.log_prob(x))
-    samples, states = model.sample(3, generator)
-    assert samples.shape == (3, 16) and torch.equal(states, torch.zeros(3, dtype=torch.long))
-
-
-def test_gradients_reach_every_parameter():
-    flow = _randomised_flow("grid", 1, 0.05).float()
-    x, context = _images(4, 0.05).float(), _context("grid", 4).float()
-    flow.log_prob(x, context).sum().backward()
-    for name, parameter in flow.named_parameters():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert torch.equal(first, flow(context).sample((), generator(7)))
+    assert not torch.equal(first, flow(context).sample((), generator(8)))
+    plain = randomise_(small_image_flow(SHAPE), 0.1)
+    assert plain().sample((3,), generator()).shape == (3, *SHAPE)
 
 
 def test_indivisible_shape_names_the_remedy():
     with pytest.raises(ValueError, match="n_scales"):
         ImageFlow((1, 6, 6), n_scales=2)
+
+
+def test_image_chunk_rows_spends_the_pixel_budget():
+    assert image_chunk_rows((1, 28, 28), "cpu") == FLOW_CHUNK_PIXELS["cpu"] // 784
+    assert image_chunk_rows((3, 32, 32), "cuda") == FLOW_CHUNK_PIXELS["cuda"] // 3072
+    assert image_chunk_rows((3, 32, 32), "mps") == image_chunk_rows((3, 32, 32), "cuda")
+    assert image_chunk_rows((1, 4096, 4096), "cpu") == 1

@@ -1,0 +1,100 @@
+"""Helpers shared by the engine's tests: small float64 models, randomised away from the identity."""
+
+import itertools
+
+import pytest
+import torch
+
+from nvf_sklearn._engine.flows import spline_flow
+from nvf_sklearn._engine.image_flows import ImageFlow
+
+F64 = torch.float64
+#: Training progress handed to ``training_loss`` (drives schedules only).
+PROGRESS = torch.tensor(0.5, dtype=F64)
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def randomise_(module: torch.nn.Module, scale: float, seed: int = 0, *, add: bool = False) -> torch.nn.Module:
+    """Set (or, with ``add``, shift) every parameter by ``scale`` standard normals: far from a fresh model."""
+    draws = generator(seed)
+    for parameter in module.parameters():
+        noise = scale * torch.randn(parameter.shape, generator=draws, dtype=parameter.dtype)
+        parameter.add_(noise) if add else parameter.copy_(noise)
+    return module
+
+
+def small_spline_flow(n_features, context_size=0, lu_linear=False, state_affine=None, n_layers=3):
+    """A float64 tabular flow small enough for brute-force Jacobians."""
+    return spline_flow(
+        n_features,
+        context_size=context_size,
+        n_layers=n_layers,
+        hidden_size=16,
+        n_bins=6,
+        tail_bound=3.0,
+        lu_linear=lu_linear,
+        state_affine=state_affine,
+    ).double()
+
+
+def small_image_flow(image_shape=(1, 4, 4), context_channels=0, n_scales=1, logit_alpha=None, n_layers_per_scale=4):
+    """A float64 image flow small enough for brute-force Jacobians."""
+    return ImageFlow(
+        image_shape,
+        context_channels=context_channels,
+        n_scales=n_scales,
+        n_layers_per_scale=n_layers_per_scale,
+        hidden_channels=4,
+        n_bins=4,
+        tail_bound=3.0,
+        logit_alpha=logit_alpha,
+    ).double()
+
+
+def tabular_points(n, n_features, seed=1):
+    """Points spread over a spline's interval ``[-3, 3]``; the first four lie in its identity tails."""
+    x = 2.0 * torch.randn(n, n_features, generator=generator(seed), dtype=F64)
+    x[:4] = x[:4].sign() * (3.5 + x[:4].abs())
+    return x
+
+
+def grid_rows(n, n_dims, n_levels, seed=1):
+    """Flat rows of grid points ``p / n_levels``, as the image models train on."""
+    return torch.randint(0, n_levels, (n, n_dims), generator=generator(seed)).to(F64) / n_levels
+
+
+def all_sequences(n_codes, length):
+    """Every code sequence ``(n_codes ** length, length)`` in lexicographic order."""
+    return torch.tensor(list(itertools.product(range(n_codes), repeat=length)), dtype=torch.long)
+
+
+def assert_uniform_training_noise(model, n_columns, n=2000):
+    """``model.training_noise``: ``(n, n_columns)`` float64 draws of U[0, 1), reproducible from the generator."""
+    noise = model.training_noise(n, generator())
+    assert noise.shape == (n, n_columns) and noise.dtype == F64
+    assert noise.min() >= 0 and noise.max() < 1 and abs(noise.mean().item() - 0.5) < 0.02
+    assert torch.equal(noise, model.training_noise(n, generator()))
+
+
+def assert_every_parameter_has_a_gradient(module):
+    for name, parameter in module.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def jacobian_log_abs_det(function, x):
+    """``log|det J|`` of ``function`` at ``x``, by brute force: autograd's full Jacobian and slogdet."""
+    jacobian = torch.autograd.functional.jacobian(function, x, vectorize=True)
+    return torch.linalg.slogdet(jacobian.reshape(x.numel(), x.numel())).logabsdet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (tens of ms per op on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

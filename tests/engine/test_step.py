@@ -1,0 +1,91 @@
+"""The training step: one graph for every model, equal to the eager step, and a fallback that changes nothing."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_moons
+
+import nvf_sklearn._engine.step as step_module
+from nvf_sklearn import NFDensity
+from nvf_sklearn._engine import (
+    FlowDensity,
+    ImageFlow,
+    ImageFlowDensity,
+    LatentFlowDensity,
+    initialize_parameters,
+    sequence_latent_flow,
+    spline_flow,
+)
+from nvf_sklearn._engine.step import TrainStep, capture
+
+
+def _tabular(kind):
+    if kind == "NF":
+        return FlowDensity(spline_flow(3, n_layers=2, hidden_size=8, lu_linear=True))
+    objective, affine = kind.split()[1:]
+    flow = spline_flow(3, context_size=3, n_layers=2, hidden_size=8, lu_linear=True, state_affine=affine)
+    return LatentFlowDensity(flow, 3, encoder_hidden_sizes=(8,), objective=objective)
+
+
+def _image(kind):
+    if kind == "NF image":
+        return ImageFlowDensity(ImageFlow((1, 4, 4), n_layers_per_scale=2, hidden_channels=4, logit_alpha=0.05), 5)
+    flow = ImageFlow((1, 4, 4), context_channels=2, n_layers_per_scale=2, hidden_channels=4, logit_alpha=0.05)
+    return sequence_latent_flow(flow, 3, n_downsamples=1, encoder_channels=4, prior_layers=1, prior_embd=8, top_m=2,
+                                n_levels=5)  # fmt: skip
+
+
+MODELS = ["NF", "NVF exact diagonal", "NVF exact full", "NVF elbo diagonal", "NVF elbo full", "NF image", "NVF image"]
+
+
+def _model_and_rows(kind):
+    model = _image(kind) if "image" in kind else _tabular(kind)
+    initialize_parameters(model, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    if "image" in kind:
+        return model, torch.randint(0, 5, (8, 16), generator=generator).float() / 5
+    return model, torch.randn(16, 3, generator=generator)
+
+
+def _steps(model, x, run, n_steps=2):
+    """Run ``n_steps`` of every training stage with ``run(step)`` as the step; return the parameters."""
+    generator = torch.Generator().manual_seed(2)
+    weights = torch.rand(x.shape[0], generator=generator) + 0.5
+    for stage in model.training_stages():
+        model.set_training_stage(stage)
+        step = TrainStep(model, [p for p in model.parameters() if p.requires_grad], 1e-2, 5.0)
+        function = run(step)
+        for _ in range(n_steps):
+            function(x, weights, model.training_noise(x.shape[0], generator))
+        assert torch.isfinite(step.totals).all()
+    model.end_training()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_the_training_step_captures_as_one_graph_and_equals_the_eager_step(kind):
+    """fullgraph=True makes any graph break an error; the "eager" backend runs dynamo's capture on the CPU."""
+    model, x = _model_and_rows(kind)
+    reference, _ = _model_and_rows(kind)
+    captured = _steps(model, x, lambda step: capture(step.run_eager, backend="eager"))
+    eager = _steps(reference, x, lambda step: step.run_eager)
+    for a, b in zip(captured, eager):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_a_failed_capture_falls_back_to_eager_with_one_warning_and_the_same_fit(monkeypatch):
+    X, _ = make_moons(300, noise=0.1, random_state=0)
+    settings = dict(n_layers=2, hidden_size=8, max_epochs=3, random_state=0, device="cpu")
+    eager = NFDensity(compile=False, **settings).fit(X)
+
+    def broken_capture(function, **options):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(step_module, "capture", broken_capture)
+    with pytest.warns(RuntimeWarning, match="compiling the training step failed.*no compiler here") as record:
+        fallback = NFDensity(compile=True, **settings).fit(X)
+    assert sum("compiling" in str(w.message) for w in record) == 1
+    np.testing.assert_array_equal(fallback.score_samples(X), eager.score_samples(X))
