@@ -1,33 +1,34 @@
-"""Throughput of training, scoring and sampling: NFDensity, NVFDensity (K = 1, 8, 32), and a peer NSF.
+"""Throughput of training, scoring and sampling: NFDensity, NVFDensity (K = 1, 8, 32), and zuko's NSF.
 
-Every model is timed with the same harness on the same device-resident data:
-one training epoch (Adam, the same batch size and gradient clipping; rows per
-second), exact scoring in eval mode (rows per second), and sampling (rows per
-second). The peer is zuko's coupling NSF (``passes=2``) with its hidden width
-chosen to match NFDensity's parameter count; it is skipped when zuko is not
-installed (``pip install -e ".[peers]"``). Each figure is the best of
-``--repeats`` interleaved runs; the ratio columns divide by NFDensity's figure
-from the same run, so they are robust to a noisy shared machine.
+Every model is timed in one harness on the same device-resident data: one
+training epoch through the engine's own training step (``TrainStep``: forward,
+weighted loss, backward, clipping, Adam) and epoch loop, eager and (with
+``--compile``, the default on CUDA) captured as one graph; exact scoring in
+eval mode, chunked as the estimators chunk; and sampling. zuko's coupling NSF
+(``passes=2``, its hidden width chosen to match NFDensity's parameter count)
+goes through the very same step; it is skipped when zuko is not installed.
+``NVFDensity K=32, 4 states`` trains each row on 4 of its 32 states
+(``training_states=4``; validation and scoring stay exact). Each figure is the
+best of ``--repeats`` interleaved runs (after one warm-up epoch, which also
+pays the compilation); the ratio columns divide by NFDensity's eager figure
+from the same run.
 
-    python -m benchmarks.speed                 # CPU
-    python -m benchmarks.speed --device cuda   # GPU, when present
+    python -m benchmarks.speed                       # CPU, eager
+    python -m benchmarks.speed --device cuda         # GPU, eager and captured
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 import time
 
 import torch
 
-from nvf_sklearn._engine.density import FlowDensity, score_chunk_rows
-from nvf_sklearn._engine.flows import spline_flow
-from nvf_sklearn._engine.initialization import initialize_parameters
-from nvf_sklearn._engine.latent import LatentFlowDensity
+from nvf_sklearn._engine import DensityModel, FlowDensity, LatentFlowDensity, initialize_parameters, spline_flow
+from nvf_sklearn._engine.training import Strategy, TrainingConfig, TrainingData, run_epoch
+from nvf_sklearn._engine.step import TrainStep
 
-from .common import hardware, markdown_table, write_result
+from .common import add_no_write, command_line, hardware, markdown_table, publish
 
 FLOW = dict(n_layers=5, hidden_size=64, n_hidden_layers=2, n_bins=8, tail_bound=5.0, lu_linear=True)
 
@@ -36,23 +37,22 @@ def n_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class PeerNSF(torch.nn.Module):
-    """zuko's coupling NSF behind the same three calls as our density models."""
-
-    n_states = 1
+class PeerNSF(DensityModel):
+    """zuko's coupling NSF in the engine's model protocol, so it trains through the same step."""
 
     def __init__(self, flow) -> None:
         super().__init__()
         self.flow = flow
 
-    def training_loss(self, x, generator, progress):
+    def log_joint(self, x):
+        return self.flow().log_prob(x).unsqueeze(-1)
+
+    def training_loss(self, x, inputs, progress):
         return -self.flow().log_prob(x)
 
-    def score(self, x):
-        return self.flow().log_prob(x)
-
     def sample(self, n, generator):
-        return self.flow().sample((n,))
+        x = self.flow().sample((n,))
+        return x, torch.zeros(n, dtype=torch.long, device=x.device)
 
 
 def peer_with_matching_size(n_features: int, target: int) -> PeerNSF | None:
@@ -60,29 +60,21 @@ def peer_with_matching_size(n_features: int, target: int) -> PeerNSF | None:
         import zuko
     except ImportError:
         return None
-    best = None
-    for width in range(8, 257, 4):
-        flow = zuko.flows.NSF(n_features, transforms=FLOW["n_layers"], bins=FLOW["n_bins"], hidden_features=(width, width), passes=2)
-        gap = abs(n_parameters(flow) - target)
-        if best is None or gap < best[0]:
-            best = (gap, flow)
-    return PeerNSF(best[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        flows = {w: zuko.flows.NSF(n_features, transforms=FLOW["n_layers"], bins=FLOW["n_bins"],
+                                   hidden_features=(w, w), passes=2) for w in range(8, 257, 4)}  # fmt: skip
+    return PeerNSF(min(flows.values(), key=lambda flow: abs(n_parameters(flow) - target)))
 
 
-def ours(n_features: int, n_latent: int | None) -> torch.nn.Module:
+def ours(n_features: int, n_latent: int | None, training_states: int | None = None) -> DensityModel:
     if n_latent is None:
-        module = FlowDensity(spline_flow(n_features, **FLOW))
+        model = FlowDensity(spline_flow(n_features, **FLOW))
     else:
-        flow = spline_flow(n_features, context_size=n_latent, context_affine=True, **FLOW)
-        module = LatentFlowDensity(flow, n_latent, objective="exact")
-    initialize_parameters(module, torch.Generator().manual_seed(0))
-    return module
-
-
-def score(module, x):
-    if isinstance(module, PeerNSF):
-        return module.score(x)
-    return module.log_joint(x).logsumexp(dim=-1)
+        flow = spline_flow(n_features, context_size=n_latent, state_affine="diagonal", **FLOW)
+        model = LatentFlowDensity(flow, n_latent, objective="exact", training_states=training_states)
+    initialize_parameters(model, torch.Generator().manual_seed(0))
+    return model
 
 
 def synchronize(device):
@@ -90,46 +82,50 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def time_training_epoch(module, x, batch_size, device) -> float:
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
+def time_training_epoch(step: TrainStep, data: TrainingData, config: TrainingConfig, device) -> float:
     generator = torch.Generator(device=device).manual_seed(0)
-    module.train()
     synchronize(device)
     started = time.perf_counter()
-    order = torch.randperm(x.shape[0], generator=generator, device=device)
-    for step in range(math.ceil(x.shape[0] / batch_size)):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        loss = module.training_loss(x[index], generator, 0.5).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
-        optimizer.step()
+    run_epoch(step, data, config, generator, Strategy(), 0)
     synchronize(device)
-    return x.shape[0] / (time.perf_counter() - started)
+    return data.x.shape[0] / (time.perf_counter() - started)
 
 
 @torch.no_grad()
-def time_scoring(module, x, device) -> float:
-    """Rows per second, chunked as the estimators chunk (rows x states per chunk fixed)."""
-    chunk = score_chunk_rows(module)
-    module.eval()
+def time_scoring(model, x, device) -> float:
+    """Rows per second, chunked as the estimators chunk (rows x states per chunk fixed per device)."""
+    chunk = model.chunk_rows(device.type)
+    model.eval()
     synchronize(device)
     started = time.perf_counter()
     for start in range(0, x.shape[0], chunk):
-        score(module, x[start : start + chunk])
+        model.log_joint(x[start : start + chunk]).logsumexp(dim=-1)
     synchronize(device)
     return x.shape[0] / (time.perf_counter() - started)
 
 
 @torch.no_grad()
-def time_sampling(module, n, device) -> float:
-    module.eval()
+def time_sampling(model, n, device) -> float:
+    model.eval()
     generator = torch.Generator(device=device).manual_seed(0)
     synchronize(device)
     started = time.perf_counter()
-    module.sample(n, generator)
+    model.sample(n, generator)
     synchronize(device)
     return n / (time.perf_counter() - started)
+
+
+def models_to_time(arguments) -> dict[str, DensityModel]:
+    models = {"NFDensity": ours(arguments.n_features, None)}
+    for k in arguments.ks:
+        models[f"NVFDensity K={k} (exact)"] = ours(arguments.n_features, k)
+    for k in arguments.ks:
+        if k > 4 * 2:
+            models[f"NVFDensity K={k}, 4 states"] = ours(arguments.n_features, k, training_states=4)
+    peer = peer_with_matching_size(arguments.n_features, n_parameters(models["NFDensity"]))
+    if peer is not None:
+        models["zuko NSF (coupling)"] = peer
+    return models
 
 
 def main(argv=None):
@@ -140,57 +136,61 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
+                        help="also time the captured step (auto: on CUDA only)")
     parser.add_argument("--quick", action="store_true")
+    add_no_write(parser)
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.n_rows, arguments.repeats, arguments.ks = 2048, 1, [1, 8]
     device = torch.device(arguments.device)
-    torch.manual_seed(0)
-    x = torch.randn(arguments.n_rows, arguments.n_features, device=device)
+    captured = arguments.compile == "yes" or (arguments.compile == "auto" and device.type == "cuda")
+    x = torch.randn(arguments.n_rows, arguments.n_features, generator=torch.Generator().manual_seed(0)).to(device)
+    data = TrainingData(x, torch.ones(arguments.n_rows, device=device))
+    config = TrainingConfig(batch_size=arguments.batch_size, max_epochs=1)
 
-    models = {"NFDensity": ours(arguments.n_features, None)}
-    for k in arguments.ks:
-        models[f"NVFDensity K={k} (exact)"] = ours(arguments.n_features, k)
-    peer = peer_with_matching_size(arguments.n_features, n_parameters(models["NFDensity"]))
-    if peer is not None:
-        models["zuko NSF (coupling)"] = peer
-    for module in models.values():
-        module.to(device)
+    models = models_to_time(arguments)
+    modes = ["eager"] + (["captured"] if captured else [])
+    steps = {}
+    for name, model in models.items():
+        model.to(device)
+        model.begin_training(x)
+        for mode in modes:
+            parameters = [p for p in model.parameters() if p.requires_grad]
+            steps[name, mode] = TrainStep(model, parameters, 1e-4, 5.0, compile=mode == "captured")
+            time_training_epoch(steps[name, mode], data, config, device)  # warm-up (and compilation)
 
-    best = {name: {"train": 0.0, "score": 0.0, "sample": 0.0} for name in models}
+    best = {name: dict.fromkeys(["eager", "captured", "score", "sample"], 0.0) for name in models}
     for _ in range(arguments.repeats):
-        for name, module in models.items():
-            best[name]["train"] = max(best[name]["train"], time_training_epoch(module, x, arguments.batch_size, device))
-            best[name]["score"] = max(best[name]["score"], time_scoring(module, x, device))
-            best[name]["sample"] = max(best[name]["sample"], time_sampling(module, 8192, device))
+        for name, model in models.items():
+            for mode in modes:
+                best[name][mode] = max(best[name][mode], time_training_epoch(steps[name, mode], data, config, device))
+            best[name]["score"] = max(best[name]["score"], time_scoring(model, x, device))
+            best[name]["sample"] = max(best[name]["sample"], time_sampling(model, 8192, device))
 
     reference = best["NFDensity"]
     rows = []
     for name, figures in best.items():
-        rows.append(
-            {
-                "model": name,
-                "parameters": f"{n_parameters(models[name]):,}",
-                "train rows/s": f"{figures['train']:,.0f}",
-                "score rows/s": f"{figures['score']:,.0f}",
-                "sample rows/s": f"{figures['sample']:,.0f}",
-                "NF / this, train": f"{reference['train'] / figures['train']:.2f}",
-                "NF / this, score": f"{reference['score'] / figures['score']:.2f}",
-                "NF / this, sample": f"{reference['sample'] / figures['sample']:.2f}",
-            }
-        )
-    table = markdown_table(rows, list(rows[0]))
+        row = {"model": name, "parameters": f"{n_parameters(models[name]):,}",
+               "train rows/s (eager)": f"{figures['eager']:,.0f}"}  # fmt: skip
+        if captured:
+            failed = steps[name, "captured"].compile_error is not None
+            row["train rows/s (captured)"] = "capture failed" if failed else f"{figures['captured']:,.0f}"
+        row.update({
+            "score rows/s": f"{figures['score']:,.0f}", "sample rows/s": f"{figures['sample']:,.0f}",
+            "cost per row vs NF, train": f"{reference['eager'] / figures['eager']:.2f}",
+            "vs NF, score": f"{reference['score'] / figures['score']:.2f}",
+            "vs NF, sample": f"{reference['sample'] / figures['sample']:.2f}",
+        })  # fmt: skip
+        rows.append(row)
     header = (
-        f"Command: `python -m benchmarks.speed {' '.join(sys.argv[1:] if argv is None else argv)}`  \n"
-        f"Hardware: {hardware(arguments.device)}  \n"
+        f"Command: `{command_line('benchmarks.speed', argv)}`  \nHardware: {hardware(arguments.device)}  \n"
         f"{arguments.n_rows} rows x {arguments.n_features} features, batch {arguments.batch_size}, best of "
-        f"{arguments.repeats}. 'NF / this' > 1 means this model is slower than NFDensity by that factor; "
-        "for NVFDensity K=k, exact scoring costs about k flow passes per row."
+        f"{arguments.repeats}. 'cost per row vs NF' > 1 means this model is slower than NFDensity (eager) by that "
+        "factor; exact training and scoring of NVFDensity K=k cost about k flow passes per row."
     )
-    print(header + "\n\n" + table)
-    if not arguments.quick:
-        name = "speed_" + device.type
-        print(f"\nwritten to {write_result(name, header, table)}")
+    publish("speed_" + device.type, header, markdown_table(rows, list(rows[0])),
+            write=not (arguments.no_write or arguments.quick))  # fmt: skip
 
 
 if __name__ == "__main__":

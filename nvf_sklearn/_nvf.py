@@ -49,6 +49,16 @@ class NVFDensity(TabularFlowDensity):
         Each state's first layer is an affine map: with a diagonal or a full
         (lower-triangular) matrix, which starts at its component's whitening
         transform (with ``"full"``, the Cholesky factor of its precision).
+    state_splines : bool, default=False
+        After the state's affine map, give every state its own element-wise
+        spline per feature (the skew and tails of its marginals), for
+        ``K * d * (3 * n_bins - 1)`` parameters.
+    training_states : int or None, default=None
+        With the exact objective, train each row on this many of the states
+        only: the ones most responsible for it (re-ranked at every step) and
+        a few random others, for ``training_states`` rather than K flow passes
+        per row. None (or at least K): all K states. Validation, early
+        stopping and every score stay exact over all K.
     encoder_hidden_sizes : tuple of int, default=(256, 256, 256)
         Hidden layers of the encoder MLP q(k | x); only ``objective="elbo"``
         builds and trains an encoder.
@@ -123,6 +133,8 @@ class NVFDensity(TabularFlowDensity):
         "mixture_weights": [StrOptions({"learned", "uniform"})],
         "init_params": [StrOptions({"kmeans", "gmm", "random"})],
         "state_affine": [StrOptions({"diagonal", "full"})],
+        "state_splines": ["boolean"],
+        "training_states": [Interval(Integral, 2, None, closed="left"), None],
         "encoder_hidden_sizes": [tuple, list],
         "temperature_start": [Interval(Real, 0, None, closed="neither")],
         "temperature_end": [Interval(Real, 0, None, closed="neither")],
@@ -136,6 +148,8 @@ class NVFDensity(TabularFlowDensity):
         mixture_weights="learned",
         init_params="kmeans",
         state_affine="diagonal",
+        state_splines=False,
+        training_states=None,
         encoder_hidden_sizes=(256, 256, 256),
         temperature_start=1.0,
         temperature_end=1.0,
@@ -181,6 +195,8 @@ class NVFDensity(TabularFlowDensity):
         self.mixture_weights = mixture_weights
         self.init_params = init_params
         self.state_affine = state_affine
+        self.state_splines = state_splines
+        self.training_states = training_states
         self.encoder_hidden_sizes = encoder_hidden_sizes
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
@@ -193,13 +209,16 @@ class NVFDensity(TabularFlowDensity):
 
     def _build_model(self, n_features: int) -> LatentFlowDensity:
         return LatentFlowDensity(
-            self._spline_flow(n_features, context_size=self.n_latent, state_affine=self.state_affine),
+            self._spline_flow(
+                n_features, context_size=self.n_latent, state_affine=self.state_affine, state_splines=self.state_splines
+            ),
             self.n_latent,
             encoder_hidden_sizes=tuple(self.encoder_hidden_sizes),
             objective=self.objective,
             learn_weights=self.mixture_weights == "learned",
             temperature_start=self.temperature_start,
             temperature_end=self.temperature_end,
+            training_states=self.training_states,
         )
 
     def _initialize_model(self, model, z_train, w_train, generator, rng) -> None:

@@ -143,3 +143,13 @@ def test_pickle_round_trip(fitted_nvf64, moons):
     np.testing.assert_array_equal(restored.score_samples(moons), fitted_nvf64.score_samples(moons))
     a, b = copy.deepcopy(fitted_nvf64), pickle.loads(pickle.dumps(fitted_nvf64))
     np.testing.assert_array_equal(a.sample(7)[0], b.sample(7)[0])
+
+
+def test_training_on_a_subset_of_states_keeps_scores_exact(moons):
+    """training_states < K trains each row on its most responsible states; every score still sums all K."""
+    est = NVFDensity(6, training_states=3, **{**FAST, "dtype": "float64"}).fit(moons)
+    log_joint = est._log_joint(moons)
+    assert log_joint.shape == (len(moons), 6)
+    np.testing.assert_allclose(est.score_samples(moons), logsumexp(log_joint, axis=1), atol=1e-12)
+    assert not hasattr(est.module_, "responsible_states")  # the training cache does not outlive training
+    assert np.isfinite(est.score(moons))

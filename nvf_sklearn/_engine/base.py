@@ -51,9 +51,10 @@ class DensityModel(nn.Module, ABC):
     """A density ``p(x) = sum_k exp(log_joint(x)[:, k])`` over ``n_states`` latent states.
 
     Rows arrive as ``(n, n_features)`` tensors in the model's (preprocessed)
-    space. Randomness in training comes in as ``noise`` drawn by
-    :meth:`training_noise` outside the training step, so the step itself is a
-    pure function of its tensors (capturable as one graph).
+    space. What a training batch needs beyond its rows (random numbers, a
+    per-row cache) comes in as ``inputs`` made by :meth:`training_inputs`
+    outside the training step, so the step itself is a pure function of its
+    tensors (capturable as one graph).
     """
 
     #: Columns of ``log_joint``.
@@ -64,16 +65,19 @@ class DensityModel(nn.Module, ABC):
         """``(n, n_states)``: ``log pi_k + log p(x | k)``; its logsumexp is the score."""
 
     @abstractmethod
-    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
+    def training_loss(self, x: Tensor, inputs: Tensor | None, progress: Tensor) -> Tensor:
         """``(n,)`` per-row objective to minimise; ``progress`` (0-d tensor in [0, 1]) drives schedules."""
 
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(x (n, n_features), state)`` drawn from the model."""
 
-    def training_noise(self, n: int, generator: torch.Generator) -> Tensor | None:
-        """Random numbers ``training_loss`` needs for a batch of ``n`` rows (None: none)."""
+    def training_inputs(self, rows: Tensor, generator: torch.Generator) -> Tensor | None:
+        """What ``training_loss`` needs besides the batch of training rows ``rows`` (indices), or None."""
         return None
+
+    def begin_training(self, x: Tensor) -> None:
+        """Called with all training rows before the first stage (e.g. to build a per-row cache)."""
 
     def validation_loss(self, x: Tensor) -> Tensor:
         """``(n,)`` criterion for early stopping and model selection: ``-log p(x)``."""

@@ -13,6 +13,13 @@ from .flows import Flow
 from .image_flows import ImageFlow, image_chunk_rows
 
 
+def pixel_noise(flow: ImageFlow, n: int, generator: torch.Generator) -> Tensor:
+    """``(n, C * H * W)`` draws of ``U[0, 1)`` in the flow's dtype and device: dequantisation noise."""
+    reference = flow.reference
+    shape = (n, math.prod(flow.event_shape))
+    return torch.rand(shape, generator=generator, dtype=reference.dtype, device=reference.device)
+
+
 class FlowDensity(DensityModel):
     """A tabular normalizing flow seen as a one-state latent model."""
 
@@ -25,7 +32,7 @@ class FlowDensity(DensityModel):
     def log_joint(self, x: Tensor) -> Tensor:
         return self.flow().log_prob(x).unsqueeze(-1)
 
-    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
+    def training_loss(self, x: Tensor, inputs: Tensor | None, progress: Tensor) -> Tensor:
         return -self.flow().log_prob(x)
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -38,7 +45,7 @@ class ImageFlowDensity(DensityModel):
 
     Training rows are the grid points ``p / n_levels`` of integer pixel levels
     ``p``; ``training_loss`` dequantises them with the fresh uniform noise of
-    :meth:`training_noise` on every call. Validation and scoring rows arrive
+    :meth:`training_inputs` on every call. Validation and scoring rows arrive
     already dequantised.
     """
 
@@ -55,13 +62,12 @@ class ImageFlowDensity(DensityModel):
     def log_joint(self, x: Tensor) -> Tensor:
         return self.flow().log_prob(self._images(x)).unsqueeze(-1)
 
-    def training_noise(self, n: int, generator: torch.Generator) -> Tensor:
-        reference = self.flow.reference
-        shape = (n, math.prod(self.flow.event_shape))
-        return torch.rand(shape, generator=generator, dtype=reference.dtype, device=reference.device)
+    def training_inputs(self, rows: Tensor, generator: torch.Generator) -> Tensor:
+        """The dequantisation noise: one ``U[0, 1)`` draw per pixel."""
+        return pixel_noise(self.flow, rows.shape[0], generator)
 
-    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
-        return -self.flow().log_prob(self._images(dequantize(x, noise, self.n_levels)))
+    def training_loss(self, x: Tensor, inputs: Tensor | None, progress: Tensor) -> Tensor:
+        return -self.flow().log_prob(self._images(dequantize(x, inputs, self.n_levels)))
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x = self.flow().sample((n,), generator).flatten(1)

@@ -226,6 +226,30 @@ class StateAffine(Transform):
         return y, -log_det if inverse else log_det
 
 
+class StateSpline(Transform):
+    """An element-wise monotone spline per feature whose knots are linear in the context.
+
+    With a one-hot context every state has its own spline on every feature:
+    cheap per-state capacity (``K * d * (3 * n_bins - 1)`` parameters) for
+    the skew and tails of each state's marginals. Starts at the identity.
+    """
+
+    def __init__(self, n_features: int, context_size: int, n_bins: int, tail_bound: float) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.n_params = n_spline_parameters(n_bins)
+        self.tail_bound = float(tail_bound)
+        self.knots = nn.Linear(context_size, n_features * self.n_params, bias=False)
+        self.knots.zero_init = True
+
+    def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        params = self.knots(context)
+        batch_shape = torch.broadcast_shapes(x.shape[:-1], params.shape[:-1])
+        params = params.expand(*batch_shape, -1).reshape(*batch_shape, self.n_features, self.n_params)
+        y, log_det = rq_spline(x.expand(*batch_shape, -1), params, self.tail_bound, inverse=inverse)
+        return y, log_det.sum(dim=-1)
+
+
 def spline_flow(
     n_features: int,
     *,
@@ -237,6 +261,7 @@ def spline_flow(
     tail_bound: float = 5.0,
     lu_linear: bool = False,
     state_affine: str | None = None,
+    state_splines: bool = False,
 ) -> Flow:
     """Build a coupling neural spline flow (identity at initialisation).
 
@@ -244,13 +269,15 @@ def spline_flow(
     reversal of the features so consecutive couplings transform other halves.
     With one feature the coupling layer splines it given the context alone.
     ``state_affine`` (``"diagonal"`` or ``"full"``) puts a :class:`StateAffine`
-    layer first (data side).
+    layer first (data side), and ``state_splines`` a :class:`StateSpline` after it.
     """
-    if state_affine is not None and not context_size:
-        raise ValueError("state_affine needs a context (the state); pass context_size > 0 or state_affine=None.")
+    if (state_affine is not None or state_splines) and not context_size:
+        raise ValueError("state layers need a context (the state); pass context_size > 0.")
     layers: list[Transform] = []
     if state_affine is not None:
         layers.append(StateAffine(n_features, context_size, full=state_affine == "full"))
+    if state_splines:
+        layers.append(StateSpline(n_features, context_size, n_bins, tail_bound))
     for _ in range(n_layers):
         if lu_linear and n_features > 1:
             layers.append(LULinear(n_features))

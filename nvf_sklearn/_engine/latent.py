@@ -7,13 +7,20 @@ own location and scale (or full lower-triangular map). Scoring feeds the K
 one-hot rows as a ``(K, K)`` context against ``(n, 1, d)`` points, so all
 states are evaluated in one broadcast pass, never in a Python loop over k.
 
-Two training objectives:
+Training objectives:
 
 - ``"elbo"``: the single-sample ELBO of the paper,
   ``E_q[log p(x | k)] - KL(q(k | x) || pi)``, with k drawn from the encoder
   q(k | x) by straight-through Gumbel-softmax (one flow pass per point);
 - ``"exact"``: the exact marginal ``logsumexp_k(log pi_k + log p(x | k))``
-  (K flow passes per point, in one batched call).
+  (K flow passes per point, in one batched call);
+- ``"exact"`` with ``training_states = s < K``: the same sum over each row's
+  candidate states only, its cached most responsible states plus fresh random
+  ones, ``s`` flow passes per point. The sum over a subset bounds
+  ``log p(x)`` from below and is tight when the subset holds the states that
+  carry the posterior mass; each step re-ranks the row's candidates by
+  ``log pi_k + log p(x | k)`` and caches the best, so the cache follows the
+  model. Validation and scoring stay exact over all K states.
 """
 
 from __future__ import annotations
@@ -61,11 +68,14 @@ class LatentFlowDensity(DensityModel):
         learn_weights: bool = True,
         temperature_start: float = 1.0,
         temperature_end: float = 1.0,
+        training_states: int | None = None,
     ) -> None:
         super().__init__()
         self.flow = flow
         self.n_states = n_states
         self.objective = objective
+        exact_subset = objective == "exact" and training_states is not None and training_states < n_states
+        self.training_states = training_states if exact_subset else None
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
         # The exact objective never consults an encoder: do not build one.
@@ -98,18 +108,57 @@ class LatentFlowDensity(DensityModel):
         """Gumbel-softmax temperature, annealed geometrically from start to end."""
         return self.temperature_start * (self.temperature_end / self.temperature_start) ** progress
 
-    def training_noise(self, n: int, generator: torch.Generator) -> Tensor | None:
-        if self.objective != "elbo":
-            return None
-        reference = self.states
-        return torch.rand((n, self.n_states), generator=generator, dtype=reference.dtype, device=reference.device)
+    @property
+    def n_explored(self) -> int:
+        """Random states tried per row and step when training on a subset of the states."""
+        return max(1, self.training_states // 4)
 
-    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
-        if self.objective == "exact":
+    @torch.no_grad()
+    def begin_training(self, x: Tensor) -> None:
+        """With ``training_states``: cache each training row's most responsible states (exact, chunked)."""
+        if self.training_states is None:
+            return
+        n_cached = self.training_states - self.n_explored
+        chunk = self.chunk_rows(x.device.type)
+        ranked = [self.log_joint(x[start : start + chunk]).topk(n_cached, dim=-1).indices
+                  for start in range(0, x.shape[0], chunk)]  # fmt: skip
+        self.register_buffer("responsible_states", torch.cat(ranked), persistent=False)
+
+    def end_training(self) -> None:
+        super().end_training()
+        self.__dict__.get("_buffers", {}).pop("responsible_states", None)
+
+    def training_inputs(self, rows: Tensor, generator: torch.Generator) -> Tensor | None:
+        """ELBO: Gumbel noise, one ``U[0, 1)`` per row and state. Exact on a subset: ``[row, candidates...]``."""
+        reference = self.states
+        if self.objective == "elbo":
+            shape = (rows.shape[0], self.n_states)
+            return torch.rand(shape, generator=generator, dtype=reference.dtype, device=reference.device)
+        if self.training_states is None:
+            return None
+        explored = torch.randint(self.n_states, (rows.shape[0], self.n_explored), generator=generator,
+                                 device=reference.device)  # fmt: skip
+        return torch.cat([rows.unsqueeze(-1), self.responsible_states[rows], explored], dim=-1)
+
+    def candidate_log_joint(self, x: Tensor, candidates: Tensor) -> Tensor:
+        """``log pi_k + log p(x | k)`` for each row's candidate states ``(n, s)``; repeats are ``-inf``."""
+        log_joint = self.log_weights()[candidates] + self.flow(self.states[candidates]).log_prob(x.unsqueeze(-2))
+        repeated = (candidates.unsqueeze(-1) == candidates.unsqueeze(-2)).tril(-1).any(dim=-1)
+        return log_joint.masked_fill(repeated, -torch.inf)
+
+    def training_loss(self, x: Tensor, inputs: Tensor | None, progress: Tensor) -> Tensor:
+        if self.objective == "exact" and self.training_states is None:
             return -self.log_joint(x).logsumexp(dim=-1)
+        if self.objective == "exact":
+            rows, candidates = inputs[:, 0], inputs[:, 1:]
+            log_joint = self.candidate_log_joint(x, candidates)
+            with torch.no_grad():
+                best = log_joint.topk(self.training_states - self.n_explored, dim=-1).indices
+                self.responsible_states[rows] = candidates.gather(-1, best)
+            return -log_joint.logsumexp(dim=-1)
         logits = self.encoder(x)
         log_q = torch.log_softmax(logits, dim=-1)
-        state = gumbel_softmax_straight_through(logits, self.temperature(progress), noise)
+        state = gumbel_softmax_straight_through(logits, self.temperature(progress), inputs)
         log_likelihood = self.flow(state).log_prob(x)
         kl = (log_q.exp() * (log_q - self.log_weights())).sum(dim=-1)
         return kl - log_likelihood

@@ -40,6 +40,7 @@ from .base import DensityModel
 from .code_prior import CodePrior, CodePriorConfig
 from .dequantization import dequantize
 from .distributed import in_process_group
+from .flow_density import pixel_noise
 from .image_flows import ImageFlow, image_chunk_rows
 from .quantizer import ConvEncoder, VectorQuantizer
 
@@ -213,14 +214,13 @@ class SequenceLatentFlowDensity(DensityModel):
         """Minus the top-1 bound: one flow pass per image, a cheap selection criterion."""
         return -self.log_prob_bound(x, top_m=1)
 
-    def training_noise(self, n: int, generator: torch.Generator) -> Tensor:
-        reference = self.flow.reference
-        shape = (n, math.prod(self.flow.event_shape))
-        return torch.rand(shape, generator=generator, dtype=reference.dtype, device=reference.device)
+    def training_inputs(self, rows: Tensor, generator: torch.Generator) -> Tensor:
+        """The dequantisation noise: one ``U[0, 1)`` draw per pixel."""
+        return pixel_noise(self.flow, rows.shape[0], generator)
 
-    def training_loss(self, x: Tensor, noise: Tensor | None, progress: Tensor) -> Tensor:
+    def training_loss(self, x: Tensor, inputs: Tensor | None, progress: Tensor) -> Tensor:
         """Per-image loss: ``-log p(z*) - log p(x | z*) + VQ`` (joint) or ``-log p(z*)`` (prior)."""
-        images = self._images(dequantize(x, noise, self.n_levels))
+        images = self._images(dequantize(x, inputs, self.n_levels))
         if self.stage == "prior":
             with torch.no_grad():
                 codes = self.encode(images)[0]

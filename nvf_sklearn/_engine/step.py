@@ -11,8 +11,10 @@ same function run eagerly, with one warning that says why.
 
 from __future__ import annotations
 
+import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -28,9 +30,12 @@ def capture(function: Callable, *, backend: str = "inductor", mode: str | None =
 
     Gradients are taken inside the graph (``torch.autograd.grad``), which
     dynamo traces only with its ``trace_autograd_ops`` option, set here for
-    the duration of each call.
+    the duration of each call. A bound method is compiled through its own
+    copy of the code: dynamo keeps one cache per code object, so steps of
+    different models (one per fit) neither recompile each other's entry up to
+    dynamo's recompile limit nor outlive their step.
     """
-    compiled = torch.compile(function, fullgraph=True, dynamic=False, backend=backend, mode=mode)
+    compiled = torch.compile(_own_code(function), fullgraph=True, dynamic=False, backend=backend, mode=mode)
 
     def run(*args):
         with torch._dynamo.config.patch(trace_autograd_ops=True):
@@ -39,8 +44,19 @@ def capture(function: Callable, *, backend: str = "inductor", mode: str | None =
     return run
 
 
+def _own_code(function: Callable) -> Callable:
+    """``function`` (a bound method) rebuilt on a private copy of its code object."""
+    if not isinstance(function, types.MethodType):
+        return function
+    plain = function.__func__
+    copy = types.FunctionType(
+        plain.__code__.replace(), plain.__globals__, plain.__name__, plain.__defaults__, plain.__closure__
+    )
+    return types.MethodType(copy, function.__self__)
+
+
 class TrainStep:
-    """One optimisation step of ``model`` on a batch ``(x, weights, noise)``.
+    """One optimisation step of ``model`` on a batch ``(x, weights, inputs)``.
 
     Parameters
     ----------
@@ -58,6 +74,9 @@ class TrainStep:
         Applied to the gradients before clipping (data-parallel averaging).
     compile : bool, default=False
         Capture the step with :func:`capture`; falls back to eager on failure.
+    average_decay : float, optional
+        Keep an exponential moving average of the parameters, updated after
+        every step with this decay; :meth:`averaged` swaps it in.
     """
 
     def __init__(
@@ -69,6 +88,7 @@ class TrainStep:
         weight_decay: float = 0.0,
         reduce_gradients: GradientReducer | None = None,
         compile: bool = False,
+        average_decay: float | None = None,
     ) -> None:
         self.model = model
         self.parameters = parameters
@@ -80,6 +100,8 @@ class TrainStep:
         #: Running sums of ``loss * weight`` and ``weight`` over the batches since :meth:`reset_totals`.
         self.totals = torch.zeros(2, dtype=dtype, device=device)
         self.optimizer = Adam(parameters, self.learning_rate, weight_decay=weight_decay)
+        self.average_decay = average_decay
+        self.average = [p.detach().clone() for p in parameters] if average_decay is not None else None
         self.compile_error: str | None = None
         #: True once a captured step ran: batches must then all have its shape.
         self.captured = False
@@ -88,27 +110,30 @@ class TrainStep:
             mode = "reduce-overhead" if device.type == "cuda" else None
             self._run = self._first_captured_call(capture(self.run_eager, mode=mode))
 
-    def run_eager(self, x: Tensor, weights: Tensor, noise: Tensor | None) -> None:
+    def run_eager(self, x: Tensor, weights: Tensor, inputs: Tensor | None) -> None:
         """The step itself: weighted mean loss, gradients, clipping, Adam, running sums."""
         total_weight = weights.sum()
-        loss = (self.model.training_loss(x, noise, self.progress) * weights).sum() / total_weight
+        loss = (self.model.training_loss(x, inputs, self.progress) * weights).sum() / total_weight
         gradients = torch.autograd.grad(loss, self.parameters, allow_unused=True)
         gradients = [torch.zeros_like(p) if g is None else g for p, g in zip(self.parameters, gradients)]
         if self.reduce_gradients is not None:
             gradients = self.reduce_gradients(gradients)
         clip_gradient_norm_(gradients, self.gradient_clip)
         self.optimizer.step(gradients)
+        if self.average is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(self.average, self.parameters, 1.0 - self.average_decay)
         self.totals.add_(torch.stack([loss.detach() * total_weight, total_weight]))
 
-    def __call__(self, x: Tensor, weights: Tensor, noise: Tensor | None) -> None:
-        self._run(x, weights, noise)
+    def __call__(self, x: Tensor, weights: Tensor, inputs: Tensor | None) -> None:
+        self._run(x, weights, inputs)
 
     def _first_captured_call(self, captured: Callable) -> Callable:
         """Try the captured step on the first batch; on failure warn once and keep the eager one."""
 
-        def first_call(x: Tensor, weights: Tensor, noise: Tensor | None) -> None:
+        def first_call(x: Tensor, weights: Tensor, inputs: Tensor | None) -> None:
             try:
-                captured(x, weights, noise)
+                captured(x, weights, inputs)
             except Exception as error:  # any failure to capture: train eagerly instead
                 self.compile_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 warnings.warn(
@@ -118,7 +143,7 @@ class TrainStep:
                     stacklevel=2,
                 )
                 self._run = self.run_eager
-                self.run_eager(x, weights, noise)
+                self.run_eager(x, weights, inputs)
                 return
             self._run, self.captured = captured, True
 
@@ -132,8 +157,28 @@ class TrainStep:
         """Weighted mean training loss over the batches since :meth:`reset_totals` (a device tensor)."""
         return self.totals[0] / self.totals[1]
 
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block, the parameters hold their moving average (when one is kept)."""
+        if self.average is None:
+            yield
+            return
+        current = [p.detach().clone() for p in self.parameters]
+        with torch.no_grad():
+            torch._foreach_copy_(self.parameters, self.average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.parameters, current)
+
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        state = self.optimizer.state_dict()
+        if self.average is not None:
+            state["average"] = [a.clone() for a in self.average]
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state)
+        if self.average is not None:
+            torch._foreach_copy_(self.average, state["average"])

@@ -32,9 +32,17 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     patience: int = 20
     gradient_clip: float = 5.0
+    #: ``"cosine"``: decay over ``max_epochs`` to ``final_lr_fraction``; ``"plateau"``: halve the
+    #: learning rate after every ``patience // 4`` epochs without improvement (decay tied to the run).
+    schedule: str = "cosine"
     #: Cosine decay ends at this fraction of the learning rate.
     final_lr_fraction: float = 0.01
+    #: Linear warm-up of the learning rate over this many epochs.
+    warmup_epochs: int = 0
     weight_decay: float = 0.0
+    #: Decay of an exponential moving average of the weights, per step (None: none). Validation,
+    #: early stopping and the kept model then use the average.
+    weight_averaging: float | None = None
     max_recoveries: int = 4
     #: Capture the training step (see ``step.TrainStep``); batches then all have ``batch_size`` rows.
     compile: bool = False
@@ -140,10 +148,14 @@ def validation_loss(model: DensityModel, x: Tensor, weights: Tensor) -> float:
     return (total / weights.sum()).item()
 
 
-def cosine_learning_rate(config: TrainingConfig, epoch: int) -> float:
+def scheduled_learning_rate(config: TrainingConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` before plateau halvings and roll-backs: warm-up, then cosine or constant."""
+    warmup = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
+    if config.schedule == "plateau":
+        return config.learning_rate * warmup
     progress = epoch / max(config.max_epochs - 1, 1)
     floor = config.final_lr_fraction
-    return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return warmup * config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def batches(order: Tensor, weights: Tensor, batch_size: int, pad: bool) -> Iterator[tuple[Tensor, Tensor]]:
@@ -182,7 +194,7 @@ def run_epoch(
     n_batches = math.ceil(order.shape[0] / config.batch_size)
     for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, step.captured)):
         step.progress.fill_(min((epoch + number / n_batches) / max(config.max_epochs, 1), 1.0))
-        step(data.x[index], batch_weights, step.model.training_noise(index.shape[0], generator))
+        step(data.x[index], batch_weights, step.model.training_inputs(index, generator))
     totals = strategy.all_reduce_sum(step.totals.clone())
     return (totals[0] / totals[1]).item()
 
@@ -215,22 +227,30 @@ def train_stage(
         weight_decay=config.weight_decay,
         reduce_gradients=strategy.reduce_gradients,
         compile=config.compile and strategy.can_compile,
+        average_decay=config.weight_averaging,
     )
     result = TrainingResult()
     best_state = copy.deepcopy(model.state_dict())
     lr_scale, epochs_without_improvement = 1.0, 0
+    plateau = max(1, config.patience // 4)
     try:
         if data.has_validation:
             result.best_loss = validation_loss(model, data.x_validation, data.weights_validation)
         for epoch in range(config.max_epochs):
             started = time.perf_counter()
             last_good = copy.deepcopy(model.state_dict()), step.state_dict()
-            lr = cosine_learning_rate(config, epoch) * lr_scale
+            lr = scheduled_learning_rate(config, epoch) * lr_scale
             step.learning_rate.fill_(lr)
             train_loss = run_epoch(step, data, config, generator, strategy, epoch)
-            val_loss = (
-                validation_loss(model, data.x_validation, data.weights_validation) if data.has_validation else train_loss
-            )
+            with step.averaged():
+                val_loss = (
+                    validation_loss(model, data.x_validation, data.weights_validation)
+                    if data.has_validation
+                    else train_loss
+                )
+                improved = val_loss < result.best_loss
+                if improved and math.isfinite(val_loss):
+                    candidate_state = copy.deepcopy(model.state_dict())
             if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(model)):
                 model.load_state_dict(last_good[0])
                 step.load_state_dict(last_good[1])
@@ -247,12 +267,14 @@ def train_stage(
             result.train_loss.append(train_loss)
             result.validation_loss.append(val_loss)
             result.learning_rate.append(lr)
-            if val_loss < result.best_loss:
+            if improved:
                 result.best_loss, result.best_epoch = val_loss, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = candidate_state
                 epochs_without_improvement = 0
             else:
                 epochs_without_improvement += 1
+                if config.schedule == "plateau" and epochs_without_improvement % plateau == 0:
+                    lr_scale *= 0.5
             if on_epoch is not None:
                 on_epoch(EpochReport(stage, epoch + 1, config.max_epochs, train_loss,
                                      val_loss if data.has_validation else None, result.best_loss,
@@ -280,6 +302,7 @@ def train(
     """Fit ``model`` in place, stage by stage; on return it holds the best state, in eval mode."""
     strategy = strategy or Strategy()
     result = None
+    model.begin_training(data.x)
     try:
         for stage in model.training_stages():
             model.set_training_stage(stage)

@@ -27,7 +27,7 @@ def randomise_(module: torch.nn.Module, scale: float, seed: int = 0, *, add: boo
     return module
 
 
-def small_spline_flow(n_features, context_size=0, lu_linear=False, state_affine=None, n_layers=3):
+def small_spline_flow(n_features, context_size=0, lu_linear=False, state_affine=None, n_layers=3, state_splines=False):
     """A float64 tabular flow small enough for brute-force Jacobians."""
     return spline_flow(
         n_features,
@@ -38,6 +38,7 @@ def small_spline_flow(n_features, context_size=0, lu_linear=False, state_affine=
         tail_bound=3.0,
         lu_linear=lu_linear,
         state_affine=state_affine,
+        state_splines=state_splines,
     ).double()
 
 
@@ -72,12 +73,12 @@ def all_sequences(n_codes, length):
     return torch.tensor(list(itertools.product(range(n_codes), repeat=length)), dtype=torch.long)
 
 
-def assert_uniform_training_noise(model, n_columns, n=2000):
-    """``model.training_noise``: ``(n, n_columns)`` float64 draws of U[0, 1), reproducible from the generator."""
-    noise = model.training_noise(n, generator())
+def assert_uniform_training_inputs(model, n_columns, n=2000):
+    """``model.training_inputs``: ``(n, n_columns)`` float64 draws of U[0, 1), reproducible from the generator."""
+    noise = model.training_inputs(torch.arange(n), generator())
     assert noise.shape == (n, n_columns) and noise.dtype == F64
     assert noise.min() >= 0 and noise.max() < 1 and abs(noise.mean().item() - 0.5) < 0.02
-    assert torch.equal(noise, model.training_noise(n, generator()))
+    assert torch.equal(noise, model.training_inputs(torch.arange(n), generator()))
 
 
 def assert_every_parameter_has_a_gradient(module):

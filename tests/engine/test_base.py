@@ -34,13 +34,17 @@ class Tabular:
     context_size: int = 0
     lu_linear: bool = False
     state_affine: str | None = None
+    state_splines: bool = False
 
     def __str__(self):
         lu = "-lu" if self.lu_linear else ""
-        return f"tabular-d{self.n_features}-c{self.context_size}{lu}-{self.state_affine or 'plain'}"
+        splines = "-splines" if self.state_splines else ""
+        return f"tabular-d{self.n_features}-c{self.context_size}{lu}-{self.state_affine or 'plain'}{splines}"
 
     def flow(self, seed=0) -> Flow:
-        flow = small_spline_flow(self.n_features, self.context_size, self.lu_linear, self.state_affine)
+        flow = small_spline_flow(
+            self.n_features, self.context_size, self.lu_linear, self.state_affine, state_splines=self.state_splines
+        )
         # Far from the identity, still well conditioned: inverses hold to 1e-9 (0.3 already loses 1e-8).
         return randomise_(flow, 0.25, seed)
 
@@ -88,6 +92,8 @@ CASES = [
     Tabular(3, 3, lu_linear=True, state_affine="diagonal"),
     Tabular(5),
     Tabular(5, 3, lu_linear=True, state_affine="full"),
+    Tabular(3, 4, state_affine="full", state_splines=True),
+    Tabular(1, 2, state_splines=True),
     Tabular(4, 2, lu_linear=False),
     Image((1, 4, 4), n_scales=0),
     Image((1, 4, 4), n_scales=1, logit_alpha=0.05),

@@ -12,7 +12,7 @@ from nvf_sklearn._engine.image_flows import image_chunk_rows
 from .conftest import (
     F64,
     PROGRESS,
-    assert_uniform_training_noise,
+    assert_uniform_training_inputs,
     generator,
     grid_rows,
     randomise_,
@@ -34,7 +34,7 @@ def test_flow_density_is_the_flow_with_one_state():
     log_joint = model.log_joint(x)
     assert model.n_states == 1 and log_joint.shape == (6, 1)
     assert_close(log_joint[:, 0], model.flow().log_prob(x), atol=0, rtol=0)
-    assert model.training_noise(6, generator()) is None
+    assert model.training_inputs(torch.arange(6), generator()) is None
     assert_close(model.training_loss(x, None, PROGRESS), -log_joint[:, 0], atol=0, rtol=0)
     assert_close(model.validation_loss(x), -log_joint[:, 0], atol=0, rtol=0)
     samples, states = model.sample(5, generator())
@@ -54,15 +54,15 @@ def test_image_flow_density_takes_flat_rows():
     assert model.chunk_rows("cpu") == image_chunk_rows(SHAPE, "cpu")
 
 
-def test_image_training_noise_is_uniform_per_pixel():
-    assert_uniform_training_noise(_image_model(), 16)
+def test_image_training_inputs_is_uniform_per_pixel():
+    assert_uniform_training_inputs(_image_model(), 16)
 
 
 def test_image_training_loss_dequantises_grid_rows():
     """``training_loss(p / L, u)`` is ``-log p((p + u) / L)``; zero noise scores the grid points themselves."""
     model = _image_model(n_levels=17)
     x = grid_rows(5, 16, 17)
-    noise = model.training_noise(5, generator())
+    noise = model.training_inputs(torch.arange(5), generator())
     expected = -model.log_joint(x + noise / 17)[:, 0]
     assert_close(model.training_loss(x, noise, PROGRESS), expected, atol=1e-12, rtol=0)
     assert_close(model.training_loss(x, torch.zeros_like(x), PROGRESS), -model.log_joint(x)[:, 0], atol=0, rtol=0)

@@ -14,7 +14,7 @@ from .conftest import (
     F64,
     PROGRESS,
     assert_every_parameter_has_a_gradient,
-    assert_uniform_training_noise,
+    assert_uniform_training_inputs,
     generator,
     randomise_,
     small_spline_flow,
@@ -64,19 +64,19 @@ def test_fixed_weights_are_a_buffer_and_stay_uniform():
 def test_exact_training_loss_is_minus_the_log_likelihood():
     model, x = _randomised(), tabular_points(8, D)
     expected = -model.log_joint(x).logsumexp(-1)
-    assert model.training_noise(8, generator()) is None
+    assert model.training_inputs(torch.arange(8), generator()) is None
     assert_close(model.training_loss(x, None, PROGRESS), expected, atol=0, rtol=0)
     assert_close(model.validation_loss(x), expected, atol=0, rtol=0)
 
 
-def test_elbo_training_noise_is_one_uniform_per_state():
-    assert_uniform_training_noise(_randomised("elbo"), K)
+def test_elbo_training_inputs_is_one_uniform_per_state():
+    assert_uniform_training_inputs(_randomised("elbo"), K)
 
 
 def test_elbo_loss_takes_the_gumbel_max_state():
     """One sample of ``KL(q || pi) - log p(x | k)``, with k the Gumbel-max draw of the encoder's q(k | x)."""
     model, x = _randomised("elbo"), tabular_points(8, D)
-    noise = model.training_noise(8, generator())
+    noise = model.training_inputs(torch.arange(8), generator())
     log_q = torch.log_softmax(model.encoder(x), -1)
     chosen = (log_q - torch.log(-torch.log(noise))).argmax(-1)
     kl = (log_q.exp() * (log_q - model.log_weights())).sum(-1)
@@ -126,7 +126,7 @@ def test_temperature_anneals_geometrically():
 @pytest.mark.parametrize("objective", ["exact", "elbo"])
 def test_gradients_reach_every_parameter(objective):
     model, x = _randomised(objective), tabular_points(16, D)
-    model.training_loss(x, model.training_noise(16, generator()), PROGRESS).sum().backward()
+    model.training_loss(x, model.training_inputs(torch.arange(16), generator()), PROGRESS).sum().backward()
     assert_every_parameter_has_a_gradient(model)
 
 

@@ -16,7 +16,7 @@ from .conftest import (
     PROGRESS,
     all_sequences,
     assert_every_parameter_has_a_gradient,
-    assert_uniform_training_noise,
+    assert_uniform_training_inputs,
     generator,
     grid_rows,
     randomise_,
@@ -127,8 +127,8 @@ def test_density_parameters_exclude_the_encoder():
 
 
 # -------------------------------------------------------------- training
-def test_training_noise_is_one_uniform_per_pixel():
-    assert_uniform_training_noise(_model(), 16)
+def test_training_inputs_is_one_uniform_per_pixel():
+    assert_uniform_training_inputs(_model(), 16)
 
 
 def test_training_loss_is_minus_log_joint_of_nearest_codes_plus_vq():
@@ -145,7 +145,7 @@ def test_training_loss_is_minus_log_joint_of_nearest_codes_plus_vq():
 
 def test_training_loss_dequantises_grid_rows():
     model, x = _model(), grid_rows(4, 16, N_LEVELS)
-    noise = model.training_noise(4, generator())
+    noise = model.training_inputs(torch.arange(4), generator())
     dequantised = model.training_loss(x + noise / N_LEVELS, torch.zeros_like(noise), PROGRESS)
     assert_close(model.training_loss(x, noise, PROGRESS), dequantised, atol=1e-12, rtol=0)
 
