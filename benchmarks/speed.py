@@ -5,8 +5,9 @@ training epoch through the engine's own training step (``TrainStep``: forward,
 weighted loss, backward, clipping, Adam) and epoch loop, eager and (with
 ``--compile``, the default on CUDA) captured as one graph; exact scoring in
 eval mode, chunked as the estimators chunk; and sampling. zuko's coupling NSF
-(``passes=2``, its hidden width chosen to match NFDensity's parameter count)
-goes through the very same step; it is skipped when zuko is not installed.
+(``passes=2``, its hidden width chosen to match NFDensity's parameter count,
+``benchmarks/zuko_baseline.py``) goes through the very same step; it is
+skipped when zuko is not installed.
 ``NVFDensity K=32, 4 states`` trains each row on 4 of its 32 states
 (``training_states=4``; validation and scoring stay exact). Each figure is the
 best of ``--repeats`` interleaved runs (after one warm-up epoch, which also
@@ -28,6 +29,7 @@ from nvf_sklearn._engine import DensityModel, FlowDensity, LatentFlowDensity, in
 from nvf_sklearn._engine.training import Strategy, TrainingConfig, TrainingData, run_epoch
 from nvf_sklearn._engine.step import TrainStep
 
+from . import zuko_baseline
 from .common import add_no_write, command_line, hardware, markdown_table, publish
 
 FLOW = dict(n_layers=5, hidden_size=64, n_hidden_layers=2, n_bins=8, tail_bound=5.0, lu_linear=True)
@@ -37,34 +39,9 @@ def n_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class PeerNSF(DensityModel):
-    """zuko's coupling NSF in the engine's model protocol, so it trains through the same step."""
-
-    def __init__(self, flow) -> None:
-        super().__init__()
-        self.flow = flow
-
-    def log_joint(self, x):
-        return self.flow().log_prob(x).unsqueeze(-1)
-
-    def training_loss(self, x, inputs, progress):
-        return -self.flow().log_prob(x)
-
-    def sample(self, n, generator):
-        x = self.flow().sample((n,))
-        return x, torch.zeros(n, dtype=torch.long, device=x.device)
-
-
-def peer_with_matching_size(n_features: int, target: int) -> PeerNSF | None:
-    try:
-        import zuko
-    except ImportError:
-        return None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        flows = {w: zuko.flows.NSF(n_features, transforms=FLOW["n_layers"], bins=FLOW["n_bins"],
-                                   hidden_features=(w, w), passes=2) for w in range(8, 257, 4)}  # fmt: skip
-    return PeerNSF(min(flows.values(), key=lambda flow: abs(n_parameters(flow) - target)))
+def peer_with_matching_size(n_features: int) -> DensityModel | None:
+    """zuko's coupling NSF with NFDensity's parameter count (``zuko_baseline``), or None without zuko."""
+    return zuko_baseline.matched_nsf(n_features, seed=0)[0] if zuko_baseline.available() else None
 
 
 def ours(n_features: int, n_latent: int | None, training_states: int | None = None) -> DensityModel:
@@ -122,7 +99,7 @@ def models_to_time(arguments) -> dict[str, DensityModel]:
     for k in arguments.ks:
         if k > 4 * 2:
             models[f"NVFDensity K={k}, 4 states"] = ours(arguments.n_features, k, training_states=4)
-    peer = peer_with_matching_size(arguments.n_features, n_parameters(models["NFDensity"]))
+    peer = peer_with_matching_size(arguments.n_features)
     if peer is not None:
         models["zuko NSF (coupling)"] = peer
     return models

@@ -1,35 +1,59 @@
-"""zuko's coupling neural spline flow as a peer baseline, with its own training loop.
+"""zuko's coupling neural spline flow as a peer baseline, trained by our own training loop.
 
 ``zuko.flows.NSF`` with ``passes=2`` (coupling), NFDensity's depth, bins and
 hidden layers, and the hidden width whose parameter count is closest to
 NFDensity's on the same number of features (read from a fitted NFDensity's
-public ``n_parameters_``). It trains on ``X_fit`` standardised by
-``StandardScaler`` with a plain Adam loop (NFDensity's learning rate, batch
-size, gradient clipping and a cosine decay) and keeps the epoch that scores
-best on ``X_validation``, the rows every other model selects on; the
-standardisation's log-Jacobian is added back, so figures are in raw units.
-Skipped, with a note, when zuko is not importable (``pip install -e ".[peers]"``).
+public ``n_parameters_``). It is wrapped as an engine density model
+(:class:`ZukoNSF`) and trained by the engine's ``fit_model``: the very step,
+schedule, early stopping and device handling NFDensity uses, on ``X_fit``
+standardised by ``StandardScaler``, selecting on ``X_validation`` (the rows
+every other model selects on). The standardisation's log-Jacobian is added
+back, so figures are in raw units. Skipped, with a note, when zuko is not
+importable (``pip install -e ".[peers]"``).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
-import math
 import warnings
 
 import numpy as np
 import torch
 
 from nvf_sklearn import NFDensity
+from nvf_sklearn._engine import DensityModel, TrainingConfig, TrainingData, fit_model
 
 from .common import Split
 from .models import Budget, Fitted, standardizer
 
-LEARNING_RATE, BATCH_SIZE, GRADIENT_CLIP, FINAL_LEARNING_RATE = 1e-3, 256, 5.0, 1e-5
 WIDTHS = range(8, 257, 4)
 SCORING_ROWS = 8192
 MISSING_NOTE = "zuko is not installed: its NSF row is skipped (`pip install -e \".[peers]\"`)."
+
+
+class ZukoNSF(DensityModel):
+    """A zuko flow in the engine's density-model protocol (one state), so it trains through our loop."""
+
+    def __init__(self, flow: torch.nn.Module) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def log_joint(self, x):
+        return self.flow().log_prob(x).unsqueeze(-1)
+
+    def training_loss(self, x, inputs, progress):
+        return -self.flow().log_prob(x)
+
+    def sample(self, n, generator):
+        # zuko samples from torch's global generator: draw from a copy seeded from ours.
+        with torch.random.fork_rng(devices=[x for x in [self.device] if x.type == "cuda"]):
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
+            x = self.flow().sample((n,))
+        return x, torch.zeros(n, dtype=torch.long, device=x.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
 
 def available() -> bool:
@@ -67,51 +91,33 @@ def nsf(n_features: int, width: int) -> torch.nn.Module:
     )
 
 
-def matched_nsf(n_features: int, seed: int) -> tuple[torch.nn.Module, int]:
+def matched_nsf(n_features: int, seed: int) -> tuple[ZukoNSF, int]:
     """The NSF whose parameter count is closest to NFDensity's, initialised from ``seed``, and its width."""
     target = nf_parameter_count(n_features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         width = min(WIDTHS, key=lambda w: abs(n_parameters(nsf(n_features, w)) - target))
         torch.manual_seed(seed)
-        return nsf(n_features, width), width
+        return ZukoNSF(nsf(n_features, width)), width
+
+
+def training_config(budget: Budget) -> TrainingConfig:
+    """NFDensity's defaults for the loop (batch, learning rate, schedule), with the benchmark's budget."""
+    defaults = NFDensity().get_params()
+    compile = budget.device.startswith("cuda")  # as compile="auto" decides
+    return TrainingConfig(
+        max_epochs=budget.max_epochs,
+        patience=budget.patience,
+        batch_size=256,
+        learning_rate=defaults["learning_rate"],
+        compile=compile,
+    )
 
 
 @torch.no_grad()
-def log_prob(flow: torch.nn.Module, Z: torch.Tensor) -> torch.Tensor:
-    flow.eval()
-    return torch.cat([flow().log_prob(Z[i : i + SCORING_ROWS]) for i in range(0, len(Z), SCORING_ROWS)])
-
-
-def train(flow, Z_fit, Z_validation, budget: Budget, seed: int) -> int:
-    """Adam, cosine decay, gradient clipping; keeps the state best on ``Z_validation``. Returns the epochs run."""
-    optimizer = torch.optim.Adam(flow.parameters(), lr=LEARNING_RATE)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, max(budget.max_epochs - 1, 1), eta_min=FINAL_LEARNING_RATE
-    )
-    generator = torch.Generator(device=Z_fit.device).manual_seed(seed)
-    best, best_state, waited = log_prob(flow, Z_validation).mean().item(), copy.deepcopy(flow.state_dict()), 0
-    epoch = 0
-    for epoch in range(1, budget.max_epochs + 1):
-        flow.train()
-        order = torch.randperm(len(Z_fit), generator=generator, device=Z_fit.device)
-        for start in range(0, len(Z_fit), BATCH_SIZE):
-            loss = -flow().log_prob(Z_fit[order[start : start + BATCH_SIZE]]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), GRADIENT_CLIP)
-            optimizer.step()
-        schedule.step()
-        current = log_prob(flow, Z_validation).mean().item()
-        if math.isfinite(current) and current > best:
-            best, best_state, waited = current, copy.deepcopy(flow.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= budget.patience:
-                break
-    flow.load_state_dict(best_state)
-    flow.eval()
-    return epoch
+def log_prob(model: ZukoNSF, Z: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.log_joint(Z[i : i + SCORING_ROWS])[:, 0] for i in range(0, len(Z), SCORING_ROWS)])
 
 
 def fit_zuko(split: Split, budget: Budget) -> Fitted:
@@ -122,22 +128,24 @@ def fit_zuko(split: Split, budget: Budget) -> Fitted:
     def standardised(X):
         return torch.as_tensor(scaler.transform(X), dtype=torch.float32, device=device)
 
-    flow, width = matched_nsf(split.X_fit.shape[1], split.seed)
-    flow.to(device)
-    epochs = train(flow, standardised(split.X_fit), standardised(split.X_validation), budget, split.seed)
+    model, width = matched_nsf(split.X_fit.shape[1], split.seed)
+    model.to(device)
+    n_fit, n_validation = len(split.X_fit), len(split.X_validation)
+    data = TrainingData(standardised(split.X_fit), torch.ones(n_fit, device=device),
+                        standardised(split.X_validation), torch.ones(n_validation, device=device))  # fmt: skip
+    result = fit_model(model, data, training_config(budget), split.seed)
 
-    @torch.no_grad()
     def sample(n):
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(split.seed)
-            Z = flow().sample((n,))
+        generator = torch.Generator(device=device).manual_seed(split.seed)
+        with torch.no_grad():
+            Z = model.sample(n, generator)[0]
         return scaler.inverse_transform(Z.cpu().numpy().astype(np.float64))
 
     return Fitted(
-        lambda X: log_prob(flow, standardised(X)).cpu().numpy().astype(np.float64) + log_det,
+        lambda X: log_prob(model, standardised(X)).cpu().numpy().astype(np.float64) + log_det,
         sample,
         f"zuko NSF (coupling, width {width})",
-        f"{n_parameters(flow):,}",
-        str(epochs),
+        f"{n_parameters(model):,}",
+        str(result.n_epochs),
         on_device=True,
     )

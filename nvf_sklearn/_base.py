@@ -56,6 +56,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "dtype": [StrOptions({"float32", "float64"})],
@@ -67,12 +68,13 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     }
 
     def __init__(
-        self, *, max_epochs, batch_size, learning_rate, validation_fraction, patience, dtype, device, n_devices,
-        compile, random_state, verbose,
+        self, *, max_epochs, batch_size, learning_rate, weight_decay, validation_fraction, patience, dtype, device,
+        n_devices, compile, random_state, verbose,
     ):  # fmt: skip
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.dtype = dtype
@@ -202,6 +204,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             max_epochs=self.max_epochs,
             batch_size=batch_size,
             learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
             patience=self.patience,
             compile=compile,
         )

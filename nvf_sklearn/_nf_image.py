@@ -43,7 +43,10 @@ class NFImageDensity(BaseImageDensity):
     batch_size : int or "auto", default="auto"
         Images per gradient step; ``"auto"`` is 64.
     learning_rate : float, default=5e-3
-        Initial Adam learning rate, with cosine decay over ``max_epochs``.
+        Adam learning rate, with warm-up, halvings on plateaus and weight
+        averaging as in :class:`NFDensity`.
+    weight_decay : float, default=0.0
+        Decoupled (AdamW) weight decay of the networks' weights.
     validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
         As in :class:`NFDensity`.
 
@@ -88,6 +91,7 @@ class NFImageDensity(BaseImageDensity):
         max_epochs=200,
         batch_size="auto",
         learning_rate=5e-3,
+        weight_decay=0.0,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
@@ -109,6 +113,7 @@ class NFImageDensity(BaseImageDensity):
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            weight_decay=weight_decay,
             validation_fraction=validation_fraction,
             patience=patience,
             dtype=dtype,

@@ -30,15 +30,16 @@ class TabularFlowDensity(BaseFlowDensity):
 
     _parameter_constraints: dict = {
         **BaseFlowDensity._parameter_constraints,
-        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "n_hidden_layers": [Interval(Integral, 1, None, closed="left")],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "tail_bound": [Interval(Real, 0, None, closed="neither")],
         "lu_linear": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
-    def __init__(self, *, n_layers, hidden_size, n_hidden_layers, n_bins, tail_bound, lu_linear, **training):
+    def __init__(self, *, n_layers, hidden_size, n_hidden_layers, n_bins, tail_bound, lu_linear, dropout, **training):
         super().__init__(**training)
         self.n_layers = n_layers
         self.hidden_size = hidden_size
@@ -46,6 +47,7 @@ class TabularFlowDensity(BaseFlowDensity):
         self.n_bins = n_bins
         self.tail_bound = tail_bound
         self.lu_linear = lu_linear
+        self.dropout = dropout
 
     def _make_preprocessor(self) -> Standardizer:
         return Standardizer()
@@ -59,6 +61,7 @@ class TabularFlowDensity(BaseFlowDensity):
             n_bins=self.n_bins,
             tail_bound=self.tail_bound,
             lu_linear=self.lu_linear,
+            dropout=self.dropout,
             **conditioning,
         )
 

@@ -212,16 +212,6 @@ def test_validation_data_is_what_model_selection_scores(moons):
         NFDensity(**FAST).fit(moons, validation_data=moons[:, :1])
 
 
-def test_eager_fits_reproduce_the_engine_before_the_redesign(moons):
-    """compile=False trains as commit 3b98fa3 did: these figures were printed by that commit's code."""
-    from nvf_sklearn import NVFDensity
-
-    assert NFDensity(**FAST).fit(moons).score(moons) == pytest.approx(-1.9467471625420831, abs=1e-6)
-    # The per-state affine layer is parameterised differently now (and its variance floor is added, not
-    # clamped): the same model to within float32 rounding.
-    assert NVFDensity(3, **FAST).fit(moons).score(moons) == pytest.approx(-1.6974124424261532, abs=1e-5)
-
-
 def _interrupt_on_call(monkeypatch, owner, name, call):
     """Make ``owner.name`` raise KeyboardInterrupt on its ``call``-th call (1-based)."""
     original, calls = getattr(owner, name), []

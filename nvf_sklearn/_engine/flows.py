@@ -87,18 +87,26 @@ class ConditionerMLP(nn.Module):
     separately lets ``n`` points and ``K`` contexts meet by broadcasting, at
     the cost of ``n + K`` rather than ``n * K`` first-layer products. The
     output layer starts at zero, so a fresh coupling layer is the identity.
+    ``dropout`` drops hidden units in training (from torch's global generator,
+    which the training loop seeds from the fit's own and restores).
     """
 
     def __init__(
-        self, in_features: int, context_size: int, out_features: int, hidden_size: int, n_hidden_layers: int
+        self,
+        in_features: int,
+        context_size: int,
+        out_features: int,
+        hidden_size: int,
+        n_hidden_layers: int,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.data_input = nn.Linear(in_features, hidden_size, bias=False) if in_features else None
         self.context_input = nn.Linear(context_size, hidden_size, bias=False) if context_size else None
         self.input_bias = nn.Parameter(torch.zeros(hidden_size))
-        layers: list[nn.Module] = [nn.ReLU()]
+        layers: list[nn.Module] = [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         for _ in range(n_hidden_layers - 1):
-            layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()]
+            layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         self.hidden = nn.Sequential(*layers)
         self.output = nn.Linear(hidden_size, out_features)
         self.output.zero_init = True  # read by initialization.initialize_parameters
@@ -116,7 +124,14 @@ class SplineCoupling(Transform):
     """Keep the first ``n_identity`` features; spline the rest given them and the context."""
 
     def __init__(
-        self, n_features: int, context_size: int, hidden_size: int, n_hidden_layers: int, n_bins: int, tail_bound: float
+        self,
+        n_features: int,
+        context_size: int,
+        hidden_size: int,
+        n_hidden_layers: int,
+        n_bins: int,
+        tail_bound: float,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_identity = n_features // 2
@@ -124,7 +139,7 @@ class SplineCoupling(Transform):
         self.n_params = n_spline_parameters(n_bins)
         self.tail_bound = float(tail_bound)
         self.conditioner = ConditionerMLP(
-            self.n_identity, context_size, self.n_transformed * self.n_params, hidden_size, n_hidden_layers
+            self.n_identity, context_size, self.n_transformed * self.n_params, hidden_size, n_hidden_layers, dropout
         )
 
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
@@ -173,15 +188,21 @@ class LULinear(Transform):
 
 
 class StateAffine(Transform):
-    """``y = A(c) (x - m(c))`` with ``m``, ``log diag A`` and the strict lower part of ``A`` linear in ``c``.
+    """``y = A(c) (x - m(c))``: a location and an invertible matrix per state, linear in the context.
 
     With a one-hot context each state ``k`` has its own location ``m_k`` and
-    lower-triangular ``A_k`` with a positive diagonal (``full=True``), or a
-    diagonal ``A_k`` (``full=False``). A latent model warm-started from a
-    Gaussian mixture sets ``A_k`` to the transposed Cholesky factor of
-    component ``k``'s precision, so it starts as that mixture and the spline
-    layers refine it. ``log|det A| = sum log diag A`` costs O(d).
+    either a diagonal ``A_k`` (``full=False``) or a full invertible one
+    (``full=True``), factorised ``A_k = L_k U_k`` with ``L_k`` unit lower- and
+    ``U_k`` upper-triangular with a positive diagonal (``exp(log_scale)``), so
+    ``log|det A| = sum(log_scale)`` costs O(d) and any orientation can be
+    learned (a lower-triangular map alone fixes the frame, and a state's
+    independent directions need not be its Cholesky frame). A latent model
+    warm-started from a Gaussian mixture sets ``A_k`` to the transposed
+    Cholesky factor of component ``k``'s precision, so it starts as that
+    mixture and later layers refine it.
     """
+
+    weight_decay = False  # a state's own location and scale: not pulled towards zero
 
     def __init__(self, n_features: int, context_size: int, full: bool = False) -> None:
         super().__init__()
@@ -192,18 +213,27 @@ class StateAffine(Transform):
         rows, columns = torch.tril_indices(n_features, n_features, offset=-1)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("columns", columns, persistent=False)
-        self.lower = nn.Linear(context_size, rows.numel(), bias=False) if full and rows.numel() else None
-        if self.lower is not None:
-            self.lower.zero_init = True
+        full = full and rows.numel() > 0
+        self.lower = nn.Linear(context_size, rows.numel(), bias=False) if full else None
+        self.upper = nn.Linear(context_size, rows.numel(), bias=False) if full else None
+        if full:
+            self.lower.zero_init = self.upper.zero_init = True
+
+    def factors(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """``(L(c), U(c))``, each ``(..., d, d)``; ``A(c) = L(c) U(c)``."""
+        diagonal = torch.diag_embed(self.log_scale(context).exp())
+        lower = torch.eye(self.n_features, dtype=diagonal.dtype, device=diagonal.device).expand_as(diagonal).clone()
+        lower[..., self.rows, self.columns] = self.lower(context)
+        upper = diagonal.clone()
+        upper[..., self.columns, self.rows] = self.upper(context)
+        return lower, upper
 
     def matrix(self, context: Tensor) -> Tensor:
-        """``A(c)``: ``(..., d, d)`` lower-triangular (its diagonal is ``exp(log_scale(c))``)."""
-        matrix = torch.diag_embed(self.log_scale(context).exp())
+        """``A(c)``: ``(..., d, d)``."""
         if self.lower is None:
-            return matrix
-        strict = torch.zeros_like(matrix)
-        strict[..., self.rows, self.columns] = self.lower(context)
-        return matrix + strict
+            return torch.diag_embed(self.log_scale(context).exp())
+        lower, upper = self.factors(context)
+        return lower @ upper
 
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         log_scale = self.log_scale(context)
@@ -215,11 +245,11 @@ class StateAffine(Transform):
             else:
                 y = (x - location) * torch.exp(log_scale)
         elif inverse:
-            matrix, batch = self.matrix(context), torch.broadcast_shapes(x.shape[:-1], log_det.shape)
-            solved = torch.linalg.solve_triangular(
-                matrix.expand(*batch, -1, -1), x.expand(*batch, -1).unsqueeze(-1), upper=False
-            )
-            y = solved.squeeze(-1) + location
+            lower, upper = self.factors(context)
+            batch = torch.broadcast_shapes(x.shape[:-1], log_det.shape)
+            columns = x.expand(*batch, -1).unsqueeze(-1)
+            u_x = torch.linalg.solve_triangular(lower.expand(*batch, -1, -1), columns, upper=False, unitriangular=True)
+            y = torch.linalg.solve_triangular(upper.expand(*batch, -1, -1), u_x, upper=True).squeeze(-1) + location
         else:
             y = (self.matrix(context) @ (x - location).unsqueeze(-1)).squeeze(-1)
         log_det = log_det.expand(y.shape[:-1])
@@ -233,6 +263,8 @@ class StateSpline(Transform):
     cheap per-state capacity (``K * d * (3 * n_bins - 1)`` parameters) for
     the skew and tails of each state's marginals. Starts at the identity.
     """
+
+    weight_decay = False  # a state's own marginal splines
 
     def __init__(self, n_features: int, context_size: int, n_bins: int, tail_bound: float) -> None:
         super().__init__()
@@ -262,6 +294,7 @@ def spline_flow(
     lu_linear: bool = False,
     state_affine: str | None = None,
     state_splines: bool = False,
+    dropout: float = 0.0,
 ) -> Flow:
     """Build a coupling neural spline flow (identity at initialisation).
 
@@ -281,7 +314,9 @@ def spline_flow(
     for _ in range(n_layers):
         if lu_linear and n_features > 1:
             layers.append(LULinear(n_features))
-        layers.append(SplineCoupling(n_features, context_size, hidden_size, n_hidden_layers, n_bins, tail_bound))
+        layers.append(
+            SplineCoupling(n_features, context_size, hidden_size, n_hidden_layers, n_bins, tail_bound, dropout)
+        )
         if n_features > 1:
             layers.append(ReversePermutation())
     return Flow(layers, (n_features,))

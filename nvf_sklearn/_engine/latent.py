@@ -181,10 +181,13 @@ class LatentFlowDensity(DensityModel):
         """
         affine = self.flow.layers[0]
         if isinstance(affine, StateAffine):
+            diagonal = torch.diagonal(maps, dim1=-2, dim2=-1)
             affine.location.weight.copy_(means.T)
-            affine.log_scale.weight.copy_(torch.diagonal(maps, dim1=-2, dim2=-1).log().T)
-            if affine.lower is not None:
-                affine.lower.weight.copy_(maps[:, affine.rows, affine.columns].T)
+            affine.log_scale.weight.copy_(diagonal.log().T)
+            if affine.lower is not None:  # maps = L D with L unit lower-triangular: U starts diagonal
+                unit_lower = maps / diagonal.unsqueeze(-2)
+                affine.lower.weight.copy_(unit_lower[:, affine.rows, affine.columns].T)
+                affine.upper.weight.zero_()
         if isinstance(self.weight_logits, nn.Parameter):
             self.weight_logits.copy_(weights.log())
 

@@ -34,15 +34,15 @@ class TrainingConfig:
     gradient_clip: float = 5.0
     #: ``"cosine"``: decay over ``max_epochs`` to ``final_lr_fraction``; ``"plateau"``: halve the
     #: learning rate after every ``patience // 4`` epochs without improvement (decay tied to the run).
-    schedule: str = "cosine"
+    schedule: str = "plateau"
     #: Cosine decay ends at this fraction of the learning rate.
     final_lr_fraction: float = 0.01
     #: Linear warm-up of the learning rate over this many epochs.
-    warmup_epochs: int = 0
+    warmup_epochs: int = 3
     weight_decay: float = 0.0
     #: Decay of an exponential moving average of the weights, per step (None: none). Validation,
     #: early stopping and the kept model then use the average.
-    weight_averaging: float | None = None
+    weight_averaging: float | None = 0.995
     max_recoveries: int = 4
     #: Capture the training step (see ``step.TrainStep``); batches then all have ``batch_size`` rows.
     compile: bool = False
@@ -192,9 +192,14 @@ def run_epoch(
     step.reset_totals()
     order = strategy.shard(torch.randperm(data.x.shape[0], generator=generator, device=data.x.device))
     n_batches = math.ceil(order.shape[0] / config.batch_size)
-    for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, step.captured)):
-        step.progress.fill_(min((epoch + number / n_batches) / max(config.max_epochs, 1), 1.0))
-        step(data.x[index], batch_weights, step.model.training_inputs(index, generator))
+    # Layers that draw from torch's global generator (dropout) draw from a copy seeded from the fit's own seed
+    # and the epoch; the fit's generator is not consumed for it, and the global state is restored afterwards.
+    seed = (generator.initial_seed() * 1_000_003 + epoch) % 2**63
+    with torch.random.fork_rng(devices=[data.x.device] if data.x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for number, (index, batch_weights) in enumerate(batches(order, data.weights, config.batch_size, step.captured)):
+            step.progress.fill_(min((epoch + number / n_batches) / max(config.max_epochs, 1), 1.0))
+            step(data.x[index], batch_weights, step.model.training_inputs(index, generator))
     totals = strategy.all_reduce_sum(step.totals.clone())
     return (totals[0] / totals[1]).item()
 
@@ -202,6 +207,15 @@ def run_epoch(
 def _all_finite(model: DensityModel) -> bool:
     flags = [torch.isfinite(p).all() for p in model.parameters()]
     return bool(torch.stack(flags).all()) if flags else True
+
+
+def _validate(step: TrainStep, data: TrainingData, train_loss: float, best_loss: float) -> tuple[float, dict | None]:
+    """The epoch's selection loss (with averaged weights, if kept) and, if it improved, a copy of that state."""
+    with step.averaged():
+        model = step.model
+        loss = validation_loss(model, data.x_validation, data.weights_validation) if data.has_validation else train_loss
+        improved = math.isfinite(loss) and loss < best_loss
+        return loss, copy.deepcopy(model.state_dict()) if improved else None
 
 
 def train_stage(
@@ -216,12 +230,12 @@ def train_stage(
     """Train the parameters that require gradients until early stopping; keep the best state.
 
     Selection uses ``model.validation_loss`` on the validation rows when there
-    are any, else the training loss.
+    are any, else the training loss, with the averaged weights when
+    ``config.weight_averaging`` is set.
     """
-    parameters = [p for p in model.parameters() if p.requires_grad]
     step = TrainStep(
         model,
-        parameters,
+        [p for p in model.parameters() if p.requires_grad],
         config.learning_rate,
         config.gradient_clip,
         weight_decay=config.weight_decay,
@@ -229,36 +243,30 @@ def train_stage(
         compile=config.compile and strategy.can_compile,
         average_decay=config.weight_averaging,
     )
-    result = TrainingResult()
-    best_state = copy.deepcopy(model.state_dict())
-    lr_scale, epochs_without_improvement = 1.0, 0
-    plateau = max(1, config.patience // 4)
+    result, best_state = TrainingResult(), copy.deepcopy(model.state_dict())
+    lr_scale, stalled, plateau = 1.0, 0, max(1, config.patience // 4)
+
+    def report(epoch, train_loss, val_loss, started, rolled_back=False):
+        if on_epoch is not None:
+            shown = None if rolled_back or not data.has_validation else val_loss
+            on_epoch(EpochReport(stage, epoch, config.max_epochs, train_loss, shown, result.best_loss,
+                                 time.perf_counter() - started, rolled_back))  # fmt: skip
+
     try:
         if data.has_validation:
             result.best_loss = validation_loss(model, data.x_validation, data.weights_validation)
         for epoch in range(config.max_epochs):
-            started = time.perf_counter()
-            last_good = copy.deepcopy(model.state_dict()), step.state_dict()
+            started, last_good = time.perf_counter(), (copy.deepcopy(model.state_dict()), step.state_dict())
             lr = scheduled_learning_rate(config, epoch) * lr_scale
             step.learning_rate.fill_(lr)
             train_loss = run_epoch(step, data, config, generator, strategy, epoch)
-            with step.averaged():
-                val_loss = (
-                    validation_loss(model, data.x_validation, data.weights_validation)
-                    if data.has_validation
-                    else train_loss
-                )
-                improved = val_loss < result.best_loss
-                if improved and math.isfinite(val_loss):
-                    candidate_state = copy.deepcopy(model.state_dict())
+            val_loss, improved_state = _validate(step, data, train_loss, result.best_loss)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(model)):
+                # Roll the epoch back and halve the learning rate; stop after too many.
                 model.load_state_dict(last_good[0])
                 step.load_state_dict(last_good[1])
-                result.n_recoveries += 1
-                lr_scale *= 0.5
-                if on_epoch is not None:
-                    on_epoch(EpochReport(stage, epoch + 1, config.max_epochs, train_loss, None, result.best_loss,
-                                         time.perf_counter() - started, rolled_back=True))
+                result.n_recoveries, lr_scale = result.n_recoveries + 1, lr_scale * 0.5
+                report(epoch + 1, train_loss, val_loss, started, rolled_back=True)
                 if result.n_recoveries > config.max_recoveries:
                     result.stop_reason = "diverged"
                     break
@@ -267,19 +275,14 @@ def train_stage(
             result.train_loss.append(train_loss)
             result.validation_loss.append(val_loss)
             result.learning_rate.append(lr)
-            if improved:
-                result.best_loss, result.best_epoch = val_loss, epoch + 1
-                best_state = candidate_state
-                epochs_without_improvement = 0
+            if improved_state is not None:
+                result.best_loss, result.best_epoch, best_state, stalled = val_loss, epoch + 1, improved_state, 0
             else:
-                epochs_without_improvement += 1
-                if config.schedule == "plateau" and epochs_without_improvement % plateau == 0:
+                stalled += 1
+                if config.schedule == "plateau" and stalled % plateau == 0:
                     lr_scale *= 0.5
-            if on_epoch is not None:
-                on_epoch(EpochReport(stage, epoch + 1, config.max_epochs, train_loss,
-                                     val_loss if data.has_validation else None, result.best_loss,
-                                     time.perf_counter() - started))
-            if epochs_without_improvement >= config.patience:
+            report(epoch + 1, train_loss, val_loss, started)
+            if stalled >= config.patience:
                 result.stop_reason = "early_stopping"
                 break
     except KeyboardInterrupt:

@@ -87,20 +87,20 @@ def _one_hot_state_affine(full, n_features=3, n_states=4):
 
 
 @pytest.mark.parametrize("full", [False, True])
-def test_state_affine_matrix_is_lower_triangular_per_state(full):
-    """``matrix(e_k)`` is state k's own matrix: lower-triangular (diagonal unless ``full``), positive diagonal."""
+def test_state_affine_matrix_is_each_states_own_lu_product(full):
+    """``matrix(e_k)`` is state k's own ``L_k U_k`` (unit-lower times upper with positive diagonal), or diagonal."""
     layer, states = _one_hot_state_affine(full)
     matrices = layer.matrix(states)
     assert matrices.shape == (4, 3, 3)
     for k in range(4):
-        expected = torch.diag(layer.log_scale.weight[:, k].exp())
+        upper = torch.diag(layer.log_scale.weight[:, k].exp())
+        lower = torch.eye(3, dtype=F64)
         if full:
-            expected[layer.rows, layer.columns] = layer.lower.weight[:, k]
-        assert torch.equal(matrices[k], expected)
-    assert (matrices.diagonal(dim1=-2, dim2=-1) > 0).all()
-    strict_lower = matrices.tril(-1)
-    assert torch.equal(matrices.triu(1), torch.zeros_like(matrices))
-    assert (strict_lower.abs().sum() > 0) == full
+            lower[layer.rows, layer.columns] = layer.lower.weight[:, k]
+            upper[layer.columns, layer.rows] = layer.upper.weight[:, k]
+        assert_close(matrices[k], lower @ upper, atol=1e-14, rtol=0)
+        assert_close(torch.linalg.slogdet(matrices[k]).logabsdet, layer.log_scale.weight[:, k].sum())
+    assert (matrices.triu(1).abs().sum() > 0) == full and (matrices.tril(-1).abs().sum() > 0) == full
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -112,7 +112,7 @@ def test_state_affine_maps_and_solves_per_state(full):
         matrix, location = layer.matrix(states[k]), layer.location.weight[:, k]
         y, log_det = layer(x, states[k].expand(6, -1))
         assert_close(y, (x - location) @ matrix.T, atol=1e-12, rtol=0)
-        assert_close(log_det, matrix.diagonal().log().sum().expand(6), atol=1e-12, rtol=0)
+        assert_close(log_det, torch.linalg.slogdet(matrix).logabsdet.expand(6), atol=1e-12, rtol=0)
         solved = torch.linalg.solve(matrix, x.T).T + location
         assert_close(layer.inverse(x, states[k].expand(6, -1)), solved, atol=1e-12, rtol=0)
 

@@ -15,6 +15,7 @@ from nvf_sklearn._engine.training import (
     batches,
     chain_results,
     run_epoch,
+    scheduled_learning_rate,
     train,
     TrainingResult,
 )
@@ -63,7 +64,8 @@ def _data(generator):
 
 def _fit(module, epochs=6, **config):
     generator = torch.Generator().manual_seed(0)
-    settings = dict(max_epochs=epochs, batch_size=BATCH_SIZE, learning_rate=1e-2, patience=100, **config)
+    settings = {**dict(max_epochs=epochs, batch_size=BATCH_SIZE, learning_rate=1e-2, patience=100, warmup_epochs=0),
+                **config}  # fmt: skip
     return train(module, _data(generator), TrainingConfig(**settings), generator)
 
 
@@ -150,3 +152,55 @@ def test_a_padded_epoch_has_the_exact_weighted_objective():
     with torch.no_grad():
         exact = ((-model.log_joint(x)[:, 0] * weights).sum() / weights.sum()).item()
     assert padded == pytest.approx(exact, rel=1e-12)
+
+
+def test_the_eager_epoch_computes_what_the_torch_optim_loop_computed():
+    """The step (own Adam, clipping, weighted loss) reproduces the pre-redesign loop to float32 rounding.
+
+    That loop was torch.optim.Adam(foreach=True) with clip_grad_norm_(5) and a cosine learning rate per epoch.
+    """
+    config = TrainingConfig(max_epochs=3, batch_size=50, learning_rate=1e-2, schedule="cosine")
+    data = _data(torch.Generator().manual_seed(0))
+    ours, reference = Sabotaged(), Sabotaged()
+    step = TrainStep(ours, list(ours.parameters()), config.learning_rate, config.gradient_clip)
+    generator = torch.Generator().manual_seed(1)
+    for epoch in range(config.max_epochs):
+        step.learning_rate.fill_(scheduled_learning_rate(config, epoch))
+        run_epoch(step, data, config, generator, Strategy(), epoch)
+
+    optimizer = torch.optim.Adam(reference.parameters(), lr=config.learning_rate, foreach=True)
+    generator = torch.Generator().manual_seed(1)
+    for epoch in range(config.max_epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled_learning_rate(config, epoch)
+        order = torch.randperm(N_ROWS, generator=generator)
+        for start in range(0, N_ROWS, config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = (reference.training_loss(data.x[index], None, None) * data.weights[index]).sum() / data.weights[index].sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), config.gradient_clip, foreach=True)
+            optimizer.step()
+    for a, b in zip(ours.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=1e-5)
+
+
+def test_warm_up_then_halving_on_plateaus():
+    config = TrainingConfig(learning_rate=1.0, warmup_epochs=4, schedule="plateau")
+    assert [scheduled_learning_rate(config, epoch) for epoch in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    # A model that never improves on validation: the rate halves every patience // 4 epochs.
+    module = Sabotaged()
+    module.validation_loss = lambda x: torch.full((x.shape[0],), 1e9)
+    result = _fit(module, epochs=9, patience=8, schedule="plateau")
+    assert result.learning_rate == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 1.25e-3, 1.25e-3])
+    assert result.stop_reason == "early_stopping" and result.best_epoch == 0
+
+
+def test_the_kept_model_is_the_weight_average_the_validation_scored():
+    module = Sabotaged()
+    result = _fit(module, epochs=4, weight_averaging=0.9)
+    data = _data(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        kept = module.validation_loss(data.x_validation).mean().item()
+    assert kept == pytest.approx(result.best_loss, rel=1e-6)
+    assert result.best_loss == min(result.validation_loss)
