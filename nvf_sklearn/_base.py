@@ -57,6 +57,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "learning_rate_schedule": [StrOptions({"plateau", "cosine"})],
+        "weight_averaging": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "dtype": [StrOptions({"float32", "float64"})],
@@ -68,13 +70,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     }
 
     def __init__(
-        self, *, max_epochs, batch_size, learning_rate, weight_decay, validation_fraction, patience, dtype, device,
-        n_devices, compile, random_state, verbose,
+        self, *, max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_decay, weight_averaging,
+        validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose,
     ):  # fmt: skip
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.weight_decay = weight_decay
+        self.weight_averaging = weight_averaging
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.dtype = dtype
@@ -204,7 +208,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             max_epochs=self.max_epochs,
             batch_size=batch_size,
             learning_rate=self.learning_rate,
+            schedule=self.learning_rate_schedule,
             weight_decay=self.weight_decay,
+            weight_averaging=self.weight_averaging,
             patience=self.patience,
             compile=compile,
         )

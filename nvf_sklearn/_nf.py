@@ -41,13 +41,17 @@ class NFDensity(TabularFlowDensity):
     batch_size : int or "auto", default="auto"
         Rows per gradient step; ``"auto"`` is 256.
     learning_rate : float, default=1e-3
-        Adam learning rate. It warms up linearly over the first 3 epochs and
-        is halved after every ``patience // 4`` epochs without a validation
-        improvement, so its decay follows the epochs actually run.
-        Validation, early stopping and the kept model use an exponential
-        moving average of the weights (decay 0.995 per step).
+        Adam learning rate. It warms up linearly over the first 3 epochs.
+    learning_rate_schedule : {"plateau", "cosine"}, default="plateau"
+        ``"plateau"``: halve the learning rate after every ``patience // 4``
+        epochs without a validation improvement, so its decay follows the
+        epochs actually run; ``"cosine"``: decay it to 1% over ``max_epochs``.
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the conditioner networks' weights.
+        Decoupled (AdamW) weight decay of every trained parameter.
+    weight_averaging : float or None, default=1.5
+        Keep an exponential moving average of the weights over about this
+        many epochs; validation, early stopping and the kept model use it.
+        None: the raw weights.
     validation_fraction : float, default=0.1
         Fraction of the rows held out for early stopping and best-model
         selection. With 0, the training loss is monitored instead.
@@ -139,7 +143,9 @@ class NFDensity(TabularFlowDensity):
         max_epochs=200,
         batch_size="auto",
         learning_rate=1e-3,
+        learning_rate_schedule="plateau",
         weight_decay=0.0,
+        weight_averaging=1.5,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
@@ -160,7 +166,9 @@ class NFDensity(TabularFlowDensity):
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule,
             weight_decay=weight_decay,
+            weight_averaging=weight_averaging,
             validation_fraction=validation_fraction,
             patience=patience,
             dtype=dtype,

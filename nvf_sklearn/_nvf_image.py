@@ -47,7 +47,7 @@ class NVFImageDensity(BaseImageDensity):
     top_m : int, default=64
         Code sequences per image summed in :meth:`score_samples`; larger is
         tighter and slower.
-    max_epochs, batch_size, learning_rate, validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
+    max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_decay, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
         As in :class:`NFImageDensity`. ``max_epochs``, ``patience`` and the
         learning-rate schedule apply to each of the two training stages, so
         ``n_iter_`` can reach ``2 * max_epochs``.
@@ -115,7 +115,9 @@ class NVFImageDensity(BaseImageDensity):
         max_epochs=200,
         batch_size="auto",
         learning_rate=5e-3,
+        learning_rate_schedule="plateau",
         weight_decay=0.0,
+        weight_averaging=1.5,
         validation_fraction=0.1,
         patience=20,
         dtype="float32",
@@ -137,7 +139,9 @@ class NVFImageDensity(BaseImageDensity):
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule,
             weight_decay=weight_decay,
+            weight_averaging=weight_averaging,
             validation_fraction=validation_fraction,
             patience=patience,
             dtype=dtype,

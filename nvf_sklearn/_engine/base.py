@@ -88,16 +88,6 @@ class DensityModel(nn.Module, ABC):
         budget = CHUNK_BUDGET.get(device_type, CHUNK_BUDGET["cuda"])
         return max(1, budget // (self.n_states if states_per_row is None else states_per_row))
 
-    def decayed_parameters(self) -> set[nn.Parameter]:
-        """The parameters weight decay applies to: the weights of the linear and convolutional layers
-        of the networks, not of layers flagged ``weight_decay = False`` (a state's own location, scale
-        and splines: decaying them would pull every state towards the origin)."""
-        exempt = {id(p) for m in self.modules() if getattr(m, "weight_decay", True) is False for p in m.parameters()}
-        return {
-            m.weight for m in self.modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d)) and id(m.weight) not in exempt
-        }  # fmt: skip
-
     def density_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters of ``p(x)`` itself (BIC counts these; inference aids are excluded)."""
         return self.parameters()

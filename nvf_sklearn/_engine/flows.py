@@ -202,8 +202,6 @@ class StateAffine(Transform):
     mixture and later layers refine it.
     """
 
-    weight_decay = False  # a state's own location and scale: not pulled towards zero
-
     def __init__(self, n_features: int, context_size: int, full: bool = False) -> None:
         super().__init__()
         self.n_features = n_features
@@ -263,8 +261,6 @@ class StateSpline(Transform):
     cheap per-state capacity (``K * d * (3 * n_bins - 1)`` parameters) for
     the skew and tails of each state's marginals. Starts at the identity.
     """
-
-    weight_decay = False  # a state's own marginal splines
 
     def __init__(self, n_features: int, context_size: int, n_bins: int, tail_bound: float) -> None:
         super().__init__()

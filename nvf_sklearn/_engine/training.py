@@ -40,9 +40,9 @@ class TrainingConfig:
     #: Linear warm-up of the learning rate over this many epochs.
     warmup_epochs: int = 3
     weight_decay: float = 0.0
-    #: Decay of an exponential moving average of the weights, per step (None: none). Validation,
+    #: Horizon, in epochs, of an exponential moving average of the weights (None: none). Validation,
     #: early stopping and the kept model then use the average.
-    weight_averaging: float | None = 0.995
+    weight_averaging: float | None = 1.5
     max_recoveries: int = 4
     #: Capture the training step (see ``step.TrainStep``); batches then all have ``batch_size`` rows.
     compile: bool = False
@@ -209,6 +209,14 @@ def _all_finite(model: DensityModel) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
+def averaging_decay(config: TrainingConfig, n_rows: int) -> float | None:
+    """Per-step decay of the weight average whose horizon is ``config.weight_averaging`` epochs of ``n_rows``."""
+    if config.weight_averaging is None:
+        return None
+    steps = config.weight_averaging * math.ceil(n_rows / config.batch_size)
+    return 1.0 - 1.0 / max(steps, 1.0)
+
+
 def _validate(step: TrainStep, data: TrainingData, train_loss: float, best_loss: float) -> tuple[float, dict | None]:
     """The epoch's selection loss (with averaged weights, if kept) and, if it improved, a copy of that state."""
     with step.averaged():
@@ -241,7 +249,7 @@ def train_stage(
         weight_decay=config.weight_decay,
         reduce_gradients=strategy.reduce_gradients,
         compile=config.compile and strategy.can_compile,
-        average_decay=config.weight_averaging,
+        average_decay=averaging_decay(config, strategy.shard(torch.arange(data.x.shape[0])).shape[0]),
     )
     result, best_state = TrainingResult(), copy.deepcopy(model.state_dict())
     lr_scale, stalled, plateau = 1.0, 0, max(1, config.patience // 4)
