@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits, make_moons
+from threadpoolctl import threadpool_limits
 
 from nvf_sklearn import NFDensity
 
@@ -15,6 +17,16 @@ TINY_IMAGE = dict(
     # row's float32 score can move by ~1e-7 relative between a subset and the full set.
     dtype="float64",
 )  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests' arrays are tiny: torch's and BLAS's threads only add synchronisation (ms per op on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

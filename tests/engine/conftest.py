@@ -90,12 +90,3 @@ def jacobian_log_abs_det(function, x):
     """``log|det J|`` of ``function`` at ``x``, by brute force: autograd's full Jacobian and slogdet."""
     jacobian = torch.autograd.functional.jacobian(function, x, vectorize=True)
     return torch.linalg.slogdet(jacobian.reshape(x.numel(), x.numel())).logabsdet
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (tens of ms per op on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
