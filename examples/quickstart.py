@@ -44,11 +44,9 @@ HALF_WIDTH = 4.0  # the board covers [-4, 4]^2 in squares of side 2
 
 
 def checkerboard(n, rng):
-    """Uniform on the dark squares: pick a column, then one of its two dark squares."""
-    x1 = rng.uniform(-HALF_WIDTH, HALF_WIDTH, size=n)
-    x2 = rng.uniform(-HALF_WIDTH, HALF_WIDTH - 2.0, size=n)
-    x2 = x2 + 2.0 * ((np.floor(x1 / 2.0) + np.floor(x2 / 2.0)) % 2 != 0)
-    return np.c_[x1, x2]
+    """Uniform on the 8 dark squares: a square at random, then a uniform point in it."""
+    dark = np.array([(c, r) for c in range(-2, 2) for r in range(-2, 2) if (c + r) % 2 == 0])
+    return 2.0 * (dark[rng.integers(len(dark), size=n)] + rng.uniform(size=(n, 2)))
 
 
 def checkerboard_log_density(X):
