@@ -16,12 +16,15 @@ file (``--jsonl``) for later tables and figures.
     python -m benchmarks.multimodal --seeds 0 1                       # every case, default settings
     python -m benchmarks.multimodal --cases "d=8 K=12" --models nvf --nvf '{"init_params": "gmm"}' --label gmm
     python -m benchmarks.multimodal --quick                           # seconds: a smoke run
+    python -m benchmarks.multimodal --from-jsonl a.jsonl b.jsonl      # the table of earlier runs' records
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 import warnings
 
@@ -40,7 +43,7 @@ from .common import (
 )
 from .toy_data import known_density_suite
 
-COLUMNS = ["data", "model", "gap to truth (nats)", "± s.e.", "test log-lik", "fit s", "epochs run", "best epoch"]
+COLUMNS = ["data", "model", "seeds", "gap to truth (nats)", "± s.e.", "test log-lik", "fit s", "epochs run", "best epoch"]
 
 
 def parse_arguments(argv=None):
@@ -58,6 +61,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jsonl", default=None, help="append one JSON record per fit to this file")
     parser.add_argument("--quick", action="store_true", help="tiny data and 3 epochs: a smoke run")
+    parser.add_argument("--from-jsonl", nargs="+", default=None, metavar="FILE",
+                        help="fit nothing: publish the table of the records in these files (runs split across processes)")
     add_no_write(parser)
     arguments = parser.parse_args(argv)
     if arguments.quick:
@@ -119,6 +124,7 @@ def table_rows(records: list[dict]) -> list[dict]:
         epochs = [str(r["epochs"]) for r in group if "epochs" in r]
         rows.append({
             "data": key[0], "model": key[1] + (f" (K={group[0]['K']})" if "K" in group[0] else ""),
+            "seeds": " ".join(str(r["seed"]) for r in group),
             "gap to truth (nats)": f"{gap:.3f}", "± s.e.": f"{se:.3f}",
             "test log-lik": f"{np.mean([r['test'] for r in group]):.3f}",
             "fit s": f"{np.mean([r['fit_seconds'] for r in group]):.1f}",
@@ -127,9 +133,8 @@ def table_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def main(argv=None):
-    arguments = parse_arguments(argv)
-    warnings.simplefilter("ignore")
+def run_suite(arguments) -> list[dict]:
+    """Fit and score every selected case for every seed; append each case's records to ``--jsonl``."""
     records, suite = [], known_density_suite()
     names = {dataset.name for dataset in suite}
     for dataset in suite:
@@ -143,16 +148,35 @@ def main(argv=None):
             if arguments.jsonl:
                 with open(arguments.jsonl, "a") as stream:
                     stream.writelines(json.dumps(r) + "\n" for r in case_records)
-    spread = "over data seeds" if len(arguments.seeds) > 1 else "over test points (one seed)"
+    return records
+
+
+def read_records(paths: list[str]) -> list[dict]:
+    """The records of earlier runs, in the suite's order of cases (then model, then seed)."""
+    records = [json.loads(line) for path in paths for line in open(path) if line.strip()]
+    order = {dataset.name: i for i, dataset in enumerate(known_density_suite())}
+    return sorted(records, key=lambda r: (order.get(r["data"], len(order)), r["model"], r["seed"]))
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    warnings.simplefilter("ignore")
+    records = read_records(arguments.from_jsonl) if arguments.from_jsonl else run_suite(arguments)
+    seeds = sorted({r["seed"] for r in records})
+    spread = "over data seeds where a row has several, else over test points (one seed)"
+    machine = hardware(arguments.device)
+    if arguments.from_jsonl:  # the runs' thread counts, not this process's
+        processor = platform.processor() or platform.machine()
+        machine = f"{processor}, {os.cpu_count()} cores, one process per core and one torch thread each"
     header = (
-        f"Command: `{command_line('benchmarks.multimodal', argv)}`  \nHardware: {hardware(arguments.device)}  \n"
-        f"{arguments.n_train or 'each case s default number of'} training / {arguments.n_test} test rows per case "
-        "and data seed "
-        f"({' '.join(map(str, arguments.seeds))}). Gap = E[log p_true - log q] on the test rows, nats per sample "
+        f"Command: `{command_line('benchmarks.multimodal', argv)}`  \nHardware: {machine}  \n"
+        f"{arguments.n_train or 'the default number of'} training / {arguments.n_test} test rows per case "
+        f"and data seed ({' '.join(map(str, seeds))}). Gap = E[log p_true - log q] on the test rows, nats per sample "
         f"(lower is better); s.e. {spread}. Flows: default settings unless the model name says otherwise."
     )
+    if arguments.from_jsonl:
+        header += " Assembled from the records of runs that each fitted part of the suite on this machine."
     publish("multimodal", header, markdown_table(table_rows(records), COLUMNS), write=not (arguments.no_write or arguments.quick))
-
 
 if __name__ == "__main__":
     main()
