@@ -49,3 +49,30 @@ def test_benchmark_images_digits_quick_rows():
     assert all(0 < bits < 4.1 for bits in exact + bounds)  # below the uniform density's log2(17)
     assert bounds == sorted(bounds, reverse=True)  # a larger top-m never loosens the bound
     assert "| NFImageDensity" in result.markdown()
+
+
+def run_module(*arguments: str) -> str:
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", *arguments]
+    completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+@pytest.mark.slow
+def test_multimodal_records_make_the_same_table_when_read_back(tmp_path):
+    records = tmp_path / "runs.jsonl"
+    fitted = run_module("benchmarks.multimodal", "--quick", "--cases", "ring", "--models", "gmm", "nf",
+                        "--jsonl", str(records))  # fmt: skip
+    read_back = run_module("benchmarks.multimodal", "--from-jsonl", str(records), "--no-write")
+    table = [line for line in fitted.splitlines() if line.startswith("| 8 Gaussians")]
+    assert len(table) == 2
+    assert table == [line for line in read_back.splitlines() if line.startswith("| 8 Gaussians")]
+
+
+@pytest.mark.slow
+def test_versus_commit_times_both_trees():
+    output = run_module("benchmarks.versus_commit", "--other", str(ROOT), "--rows", "300", "--epochs", "1",
+                        "--repeats", "1", "--no-write")  # fmt: skip
+    rows = [line for line in output.splitlines() if line.startswith("| NFDensity") or line.startswith("| NVFDensity")]
+    assert len(rows) == 4  # both trees are this checkout: one row each for own defaults, previous settings
