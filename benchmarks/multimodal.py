@@ -178,5 +178,6 @@ def main(argv=None):
         header += " Assembled from the records of runs that each fitted part of the suite on this machine."
     publish("multimodal", header, markdown_table(table_rows(records), COLUMNS), write=not (arguments.no_write or arguments.quick))
 
+
 if __name__ == "__main__":
     main()
