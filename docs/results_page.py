@@ -30,6 +30,7 @@ RESULT_TITLES = {
     "banana": "Banana density (``benchmarks/banana.py``)",
     "speed_cpu": "Throughput on the CPU (``benchmarks/speed.py``)",
     "speed_cuda": "Throughput on a GPU (``benchmarks/speed.py --device cuda``)",
+    "versus_commit": "Fit time against the commit before the engine rework (``benchmarks/versus_commit.py``)",
 }
 
 INTRODUCTION = [

@@ -20,7 +20,7 @@ units; lower is better; a uniform density gives log2(17) = 4.09.
 Saves ``digits.png``: real test digits, and samples of both flows, each
 sample floored to its integer pixel levels.
 
-Run ``python examples/digits.py`` (a few minutes on a laptop CPU) or with
+Run ``python examples/digits.py`` (about two minutes on a laptop CPU) or with
 ``--quick`` / ``NVF_QUICK=1`` (seconds; its numbers only show that the script
 runs). The PNG goes next to this script or into ``$NVF_EXAMPLES_OUT``.
 """
@@ -56,7 +56,7 @@ FLOW = dict(image_shape=SHAPE, n_levels=N_LEVELS, couplings_per_scale=2, n_block
 #: The codes: a 2x2 grid (two downsamplings of 8x8) from a codebook of 16 vectors of dimension 8,
 #: a one-block transformer prior of width 32, and scores summed over the top 64 code sequences.
 CODES = dict(n_codes=16, n_downsamples=2, code_dim=8, top_m=64, code_prior_layers=1, code_prior_width=32)
-FULL = dict(max_epochs=30, nf_hidden=28, nvf_hidden=24)
+FULL = dict(max_epochs=200, nf_hidden=28, nvf_hidden=24)  # early stopping (patience 10) ends both fits
 QUICK = dict(max_epochs=2, nf_hidden=8, nvf_hidden=8)
 
 

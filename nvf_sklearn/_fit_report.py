@@ -41,11 +41,14 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs: int, stac
             ConvergenceWarning,
         )
     elif result.stop_reason == "max_epochs":
-        message, category = (
-            f"{name}: training used all max_epochs={max_epochs} epochs before early stopping (last "
-            f"improvement at epoch {result.best_epoch}); increase max_epochs for a better fit.",
-            ConvergenceWarning,
-        )
+        if result.n_stages > 1:  # max_epochs is per stage; epochs count on across the stages
+            what = (f"a training stage used all its max_epochs={max_epochs} epochs before early stopping (the "
+                    f"model kept is from epoch {result.best_epoch} of {result.n_epochs}, counted over "
+                    f"{result.n_stages} stages)")  # fmt: skip
+        else:
+            what = (f"training used all max_epochs={max_epochs} epochs before early stopping (last improvement "
+                    f"at epoch {result.best_epoch})")  # fmt: skip
+        message, category = f"{name}: {what}; increase max_epochs for a better fit.", ConvergenceWarning
     else:
         return
     warnings.warn(message, category, stacklevel=stacklevel + 1)

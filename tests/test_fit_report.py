@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from nvf_sklearn import NFDensity, NVFDensity
 from nvf_sklearn._engine import TrainingResult
+from nvf_sklearn._engine.training import chain_results
 from nvf_sklearn._fit_report import warn_about_training
 
 from .conftest import FAST
@@ -70,6 +71,17 @@ def test_each_outcome_has_one_warning(result, expected):
         warnings.simplefilter("always")
         warn_about_training("Model", result, max_epochs=10)
     assert len(record) == 1 and expected[0] in str(record[0].message) and record[0].category is expected[1]
+
+
+def test_running_out_of_epochs_in_one_of_two_stages_counts_epochs_over_both():
+    """It used to read 'used all max_epochs=30 epochs ... last improvement at epoch 38' (NVFImageDensity)."""
+    joint = TrainingResult(stop_reason="early_stopping", n_epochs=25, best_epoch=5, train_loss=[2.0, 1.0])
+    prior = TrainingResult(stop_reason="max_epochs", n_epochs=30, best_epoch=13, train_loss=[2.0, 1.0])
+    with pytest.warns(ConvergenceWarning) as record:
+        warn_about_training("Model", chain_results(joint, prior), max_epochs=30)
+    (message,) = _messages(record)
+    assert "a training stage used all its max_epochs=30" in message
+    assert "epoch 38 of 55, counted over 2 stages" in message
 
 
 def test_a_stable_early_stopped_fit_is_silent():

@@ -91,6 +91,8 @@ class TrainingResult:
     loss_rose: bool = False
     #: Why the training step could not be captured (it then ran eagerly), if it could not.
     compile_error: str | None = None
+    #: Training stages run; epochs (``n_epochs``, ``best_epoch``) count on across them.
+    n_stages: int = 1
 
 
 #: Stop reasons from worst to best, for a run of several stages.
@@ -115,6 +117,7 @@ def chain_results(first: TrainingResult, second: TrainingResult) -> TrainingResu
         n_recoveries=first.n_recoveries + second.n_recoveries,
         loss_rose=first.loss_rose or second.loss_rose,
         compile_error=first.compile_error or second.compile_error,
+        n_stages=first.n_stages + second.n_stages,
     )
 
 
