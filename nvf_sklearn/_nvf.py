@@ -20,6 +20,8 @@ START_VARIANCE_FLOOR = 1e-4
 START_ROWS = 20_000
 #: ``state_affine="auto"``: a full matrix per state up to this many features (it costs K d^2 parameters).
 FULL_AFFINE_MAX_FEATURES = 64
+#: ``dropout="auto"``: this dropout from this many features up, none below (measured, see the user guide).
+AUTO_DROPOUT, AUTO_DROPOUT_MIN_FEATURES = 0.1, 16
 
 
 class NVFDensity(TabularFlowDensity):
@@ -86,10 +88,12 @@ class NVFDensity(TabularFlowDensity):
         are the identity outside.
     lu_linear : bool, default=True
         Insert a learned LU-factorised linear layer before each coupling layer.
-    dropout : float, default=0.0
-        Fraction of the conditioners' hidden units dropped in training
-        (measured: it helps NVFDensity on 10,000 rows, not on 32,768, and
-        slows NFDensity's convergence; see the user guide).
+    dropout : float or "auto", default="auto"
+        Fraction of the conditioners' hidden units dropped in training.
+        ``"auto"``: 0.1 from 16 features up, none below (measured on skewed
+        clusters with 32,768 rows: at 16-D it lowered the gap to the truth
+        from 0.278 / 0.263 to 0.237 / 0.222 nats on two data seeds; at 8-D
+        it changed little; see the user guide).
     weight_decay : float, default=0.5
         Decoupled (AdamW) weight decay of every trained parameter (measured:
         0.07 nats better than none on 8-D clusters with 32,768 rows; decaying
@@ -152,6 +156,7 @@ class NVFDensity(TabularFlowDensity):
         "encoder_hidden_sizes": [tuple, list],
         "temperature_start": [Interval(Real, 0, None, closed="neither")],
         "temperature_end": [Interval(Real, 0, None, closed="neither")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -173,7 +178,7 @@ class NVFDensity(TabularFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
-        dropout=0.0,
+        dropout="auto",
         max_epochs=200,
         batch_size="auto",
         learning_rate=1e-3,
@@ -245,6 +250,11 @@ class NVFDensity(TabularFlowDensity):
             temperature_end=self.temperature_end,
             training_states=self.training_states,
         )
+
+    def _dropout(self, n_features: int) -> float:
+        if self.dropout == "auto":
+            return AUTO_DROPOUT if n_features >= AUTO_DROPOUT_MIN_FEATURES else 0.0
+        return self.dropout
 
     def _state_affine(self, n_features: int) -> str:
         if self.state_affine == "auto":

@@ -49,6 +49,9 @@ class TabularFlowDensity(BaseFlowDensity):
         self.lu_linear = lu_linear
         self.dropout = dropout
 
+    def _dropout(self, n_features: int) -> float:
+        return self.dropout
+
     def _make_preprocessor(self) -> Standardizer:
         return Standardizer()
 
@@ -61,7 +64,7 @@ class TabularFlowDensity(BaseFlowDensity):
             n_bins=self.n_bins,
             tail_bound=self.tail_bound,
             lu_linear=self.lu_linear,
-            dropout=self.dropout,
+            dropout=self._dropout(n_features),
             **conditioning,
         )
 

@@ -153,3 +153,12 @@ def test_training_on_a_subset_of_states_keeps_scores_exact(moons):
     np.testing.assert_allclose(est.score_samples(moons), logsumexp(log_joint, axis=1), atol=1e-12)
     assert not hasattr(est.module_, "responsible_states")  # the training cache does not outlive training
     assert np.isfinite(est.score(moons))
+
+
+@pytest.mark.parametrize("n_features, expected", [(8, 0.0), (16, 0.1)])
+def test_auto_dropout_acts_from_sixteen_features_up(n_features, expected):
+    X = np.random.default_rng(0).normal(size=(200, n_features))
+    estimator = NVFDensity(2, **{**FAST, "max_epochs": 1}).fit(X)
+    rates = {m.p for m in estimator.module_.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == ({expected} if expected else set())
+    assert estimator.dropout == "auto"  # the parameter is left as given
