@@ -11,16 +11,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_benchmark_run_toy_quick_smoke():
-    command = [
-        sys.executable, "-m", "benchmarks.run", "--suite", "toy", "--quick", "--no-write",
-        "--n-train", "200", "--n-test", "200", "--max-epochs", "2", "--ks", "2", "--n-sample", "100",
-    ]  # fmt: skip
+def run_module(*arguments: str) -> str:
+    """Stdout of ``python -m <arguments>`` run from the repository root on one thread; it must succeed."""
     environment = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", *arguments]
     completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    output = completed.stdout
+    return completed.stdout
+
+
+@pytest.mark.slow
+def test_benchmark_run_toy_quick_smoke():
+    output = run_module(
+        "benchmarks.run", "--suite", "toy", "--quick", "--no-write",
+        "--n-train", "200", "--n-test", "200", "--max-epochs", "2", "--ks", "2", "--n-sample", "100",
+    )  # fmt: skip
     for data in ["two moons", "8 Gaussians (ring)", "pinwheel", "checkerboard", "skewed t mixture"]:
         assert f"| {data}" in output
     for model in ["true density", "GaussianMixture full", "KernelDensity", "| NFDensity |", "NVFDensity exact, K=2"]:
@@ -49,14 +54,6 @@ def test_benchmark_images_digits_quick_rows():
     assert all(0 < bits < 4.1 for bits in exact + bounds)  # below the uniform density's log2(17)
     assert bounds == sorted(bounds, reverse=True)  # a larger top-m never loosens the bound
     assert "| NFImageDensity" in result.markdown()
-
-
-def run_module(*arguments: str) -> str:
-    environment = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", *arguments]
-    completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
 
 
 @pytest.mark.slow
