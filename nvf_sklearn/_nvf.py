@@ -6,19 +6,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_argmin
-from sklearn.mixture import GaussianMixture
 
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
+from ._nvf_start import fit_start
 from ._tabular import TabularFlowDensity, posterior
 
-#: Variance added to every state's covariance at the warm start (standardised units).
-START_VARIANCE_FLOOR = 1e-4
-#: Rows the warm-start GaussianMixture is fitted on, at most (a random subset).
-START_ROWS = 20_000
-#: ``state_affine="auto"``: a full matrix per state up to this many features (it costs K d^2 parameters).
+#: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
 FULL_AFFINE_MAX_FEATURES = 64
 #: ``dropout="auto"``: this dropout from this many features up, none below (measured, see the user guide).
 AUTO_DROPOUT, AUTO_DROPOUT_MIN_FEATURES = 0.1, 16
@@ -55,8 +49,12 @@ class NVFDensity(TabularFlowDensity):
         Each state's first layer is an affine map with a diagonal or a full
         invertible (LU-factorised) matrix, starting at the whitening transform
         of the state's starting component; a full one can learn any
-        orientation and costs ``K * d**2`` parameters. ``"auto"``: full up to
-        64 features, diagonal beyond.
+        orientation and costs ``K * d**2`` parameters. ``"auto"``: full when
+        the warm start's full covariances beat their diagonals by BIC (the
+        clusters are correlated) and there are at most 64 features, else
+        diagonal; ``state_affine_`` says which. On uncorrelated clusters the
+        extra ``K * d * (d - 1)`` parameters only overfit (measured at 16 and
+        32 features, see the user guide).
     state_splines : bool, default=True
         After the state's affine map, give every state its own element-wise
         spline per feature (the skew and tails of its marginals), for
@@ -113,6 +111,8 @@ class NVFDensity(TabularFlowDensity):
         fit is interrupted while it is computed).
     n_effective_latent_ : int
         States that carry at least one training row's worth of posterior mass.
+    state_affine_ : {"diagonal", "full"}
+        The state map the fit used (what ``state_affine="auto"`` chose).
     module_ : torch.nn.Module
         The fitted ``LatentFlowDensity``, in eval mode on ``device_``.
     device_, preprocessor_, n_iter_, best_epoch_, converged_, n_parameters_, n_features_in_, feature_names_in_ :
@@ -264,32 +264,21 @@ class NVFDensity(TabularFlowDensity):
     def _initialize_model(self, model, z_train, w_train, generator, rng) -> None:
         """Start each state at one component of a mixture fitted to the standardised rows."""
         Z, w = z_train.cpu().numpy().astype(np.float64), w_train.cpu().numpy().astype(np.float64)
-        if self.init_params == "gmm":
-            # GaussianMixture takes no sample weights: the start ignores them (rows of weight zero are gone).
-            # It sees at most START_ROWS rows: a start, not the model, need not cost an EM over every row.
-            rows = rng.choice(len(Z), START_ROWS, replace=False) if len(Z) > START_ROWS else slice(None)
-            mixture = GaussianMixture(self.n_latent, covariance_type="full", reg_covar=START_VARIANCE_FLOOR,
-                                      random_state=rng).fit(Z[rows])  # fmt: skip
-            labels, means, covariances = mixture.predict(Z), mixture.means_, mixture.covariances_
-            counts = mixture.weights_ * len(Z)
-        else:
-            if self.init_params == "kmeans":
-                labels = KMeans(self.n_latent, n_init=3, random_state=rng).fit_predict(Z, sample_weight=w)
-            else:
-                centres = Z[rng.choice(len(Z), self.n_latent, replace=False)]
-                labels = pairwise_distances_argmin(Z, centres)  # chunked: bounded memory
-            means, covariances, counts = cluster_moments(Z, w, labels, self.n_latent)
-        covariances = shrunk_covariances(covariances, counts)
-        weights = (counts + 1.0) / (counts.sum() + self.n_latent)
-        if self._state_affine(Z.shape[1]) == "diagonal":
+        start = fit_start(Z, w, self.n_latent, self.init_params, rng)
+        self.state_affine_ = self._state_affine(Z.shape[1])
+        if self.state_affine == "auto" and not start.full_covariances_pay:
+            self.state_affine_ = "diagonal"
+            model.flow.layers[0].restrict_to_diagonal()
+        covariances = start.covariances
+        if self.state_affine_ == "diagonal":
             covariances = np.einsum("kii->ki", covariances)[:, :, None] * np.eye(Z.shape[1])
         maps = np.linalg.inv(np.linalg.cholesky(covariances))
 
         def tensor(array):
             return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)
 
-        model.initialize_states(tensor(means), tensor(maps), tensor(weights))
-        model.fit_encoder(z_train, torch.as_tensor(labels, dtype=torch.long, device=z_train.device), generator)
+        model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
+        model.fit_encoder(z_train, torch.as_tensor(start.labels, dtype=torch.long, device=z_train.device), generator)
 
     def _set_diagnostics(self, X_train: np.ndarray) -> None:
         # Cheap first: an interrupt in the scoring pass below leaves weights_ set.
@@ -323,39 +312,3 @@ class NVFDensity(TabularFlowDensity):
         True
         """
         return self.fit(X, sample_weight=sample_weight).predict_cluster(X)
-
-
-def cluster_moments(Z: np.ndarray, weights: np.ndarray, labels: np.ndarray, n_clusters: int):
-    """Weighted means ``(K, d)``, covariances ``(K, d, d)`` and row counts ``(K,)`` of hard clusters.
-
-    Every covariance gets ``START_VARIANCE_FLOOR`` on its diagonal; a cluster
-    of fewer than two rows (or weight zero) gets the identity. Counts are the
-    clusters' weights scaled to sum to the number of rows.
-    """
-    d = Z.shape[1]
-    means, covariances = np.zeros((n_clusters, d)), np.tile(np.eye(d), (n_clusters, 1, 1))
-    counts = np.bincount(labels, minlength=n_clusters)
-    mass = np.bincount(labels, weights=weights, minlength=n_clusters)
-    for k in range(n_clusters):
-        rows = labels == k
-        if mass[k] <= 0:
-            continue
-        means[k] = np.average(Z[rows], axis=0, weights=weights[rows])
-        if counts[k] > 1:
-            centred = Z[rows] - means[k]
-            covariances[k] = (centred * weights[rows, None]).T @ centred / mass[k]
-            covariances[k] += START_VARIANCE_FLOOR * np.eye(d)
-    return means, covariances, mass / mass.sum() * len(Z)
-
-
-def shrunk_covariances(covariances: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Each covariance pulled towards the pooled within-state covariance by ``d + 1`` pseudo-rows.
-
-    A state with thousands of rows keeps its own covariance; one with about
-    ``d`` rows (many states, few rows, many features) starts half-way to the
-    pooled shape instead of nearly singular, which would make it start far
-    too peaked.
-    """
-    pooled = np.einsum("k,kij->ij", counts, covariances) / counts.sum()
-    prior = covariances.shape[-1] + 1
-    return (counts[:, None, None] * covariances + prior * pooled) / (counts + prior)[:, None, None]

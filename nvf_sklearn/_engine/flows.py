@@ -217,6 +217,10 @@ class StateAffine(Transform):
         if full:
             self.lower.zero_init = self.upper.zero_init = True
 
+    def restrict_to_diagonal(self) -> None:
+        """Drop the off-diagonal factors (before training): a location and a diagonal scale per state."""
+        self.lower = self.upper = None
+
     def factors(self, context: Tensor) -> tuple[Tensor, Tensor]:
         """``(L(c), U(c))``, each ``(..., d, d)``; ``A(c) = L(c) U(c)``."""
         diagonal = torch.diag_embed(self.log_scale(context).exp())

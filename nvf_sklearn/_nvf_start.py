@@ -1,0 +1,130 @@
+"""The warm start of NVFDensity's states: a Gaussian mixture fitted to the standardised rows.
+
+Each state starts as one component (its mean, covariance and weight), so the
+model starts as that mixture. The start also answers whether the data support
+a full covariance per state: a full state map costs ``K d (d - 1)`` more
+parameters than a diagonal one, and at 16 or more features with a few dozen
+states those parameters overfit unless the clusters really are correlated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.mixture import GaussianMixture
+
+#: Variance added to every state's covariance at the warm start (standardised units).
+START_VARIANCE_FLOOR = 1e-4
+#: Rows the warm start is fitted (and its covariance structure judged) on, at most (a random subset).
+START_ROWS = 20_000
+
+
+@dataclass
+class MixtureStart:
+    """Starting means ``(K, d)``, covariances ``(K, d, d)`` (shrunk), weights ``(K,)`` and hard labels ``(n,)``.
+
+    ``full_covariances_pay`` is True when full covariances beat their
+    diagonals by the Bayesian information criterion on the start's rows.
+    """
+
+    means: np.ndarray
+    covariances: np.ndarray
+    weights: np.ndarray
+    labels: np.ndarray
+    full_covariances_pay: bool
+
+
+def fit_start(
+    Z: np.ndarray, w: np.ndarray, n_states: int, init_params: str, rng: np.random.RandomState
+) -> MixtureStart:
+    """Fit the warm start (``init_params``: "gmm", "kmeans" or "random") to standardised rows ``Z``."""
+    if init_params == "gmm":
+        # A start, not the model, need not cost an EM over every row.
+        rows = _subset(len(Z), rng)
+        # GaussianMixture takes no sample weights: the start ignores them (rows of weight zero are gone).
+        mixture = GaussianMixture(n_states, covariance_type="full", reg_covar=START_VARIANCE_FLOOR,
+                                  random_state=rng).fit(Z[rows])  # fmt: skip
+        labels, means, covariances = mixture.predict(Z), mixture.means_, mixture.covariances_
+        counts = mixture.weights_ * len(Z)
+    else:
+        if init_params == "kmeans":
+            labels = KMeans(n_states, n_init=3, random_state=rng).fit_predict(Z, sample_weight=w)
+        else:
+            centres = Z[rng.choice(len(Z), n_states, replace=False)]
+            labels = pairwise_distances_argmin(Z, centres)  # chunked: bounded memory
+        means, covariances, counts = cluster_moments(Z, w, labels, n_states)
+        rows = _subset(len(Z), rng)
+    weights = (counts + 1.0) / (counts.sum() + n_states)
+    pays = full_covariances_pay(Z[rows], means, covariances, weights)
+    return MixtureStart(means, shrunk_covariances(covariances, counts), weights, labels, pays)
+
+
+def _subset(n_rows: int, rng: np.random.RandomState) -> np.ndarray | slice:
+    return rng.choice(n_rows, START_ROWS, replace=False) if n_rows > START_ROWS else slice(None)
+
+
+def cluster_moments(Z: np.ndarray, weights: np.ndarray, labels: np.ndarray, n_clusters: int):
+    """Weighted means ``(K, d)``, covariances ``(K, d, d)`` and row counts ``(K,)`` of hard clusters.
+
+    Every covariance gets ``START_VARIANCE_FLOOR`` on its diagonal; a cluster
+    of fewer than two rows (or weight zero) gets the identity. Counts are the
+    clusters' weights scaled to sum to the number of rows.
+    """
+    d = Z.shape[1]
+    means, covariances = np.zeros((n_clusters, d)), np.tile(np.eye(d), (n_clusters, 1, 1))
+    counts = np.bincount(labels, minlength=n_clusters)
+    mass = np.bincount(labels, weights=weights, minlength=n_clusters)
+    for k in range(n_clusters):
+        rows = labels == k
+        if mass[k] <= 0:
+            continue
+        means[k] = np.average(Z[rows], axis=0, weights=weights[rows])
+        if counts[k] > 1:
+            centred = Z[rows] - means[k]
+            covariances[k] = (centred * weights[rows, None]).T @ centred / mass[k]
+            covariances[k] += START_VARIANCE_FLOOR * np.eye(d)
+    return means, covariances, mass / mass.sum() * len(Z)
+
+
+def shrunk_covariances(covariances: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each covariance pulled towards the pooled within-state covariance by ``d + 1`` pseudo-rows.
+
+    A state with thousands of rows keeps its own covariance; one with about
+    ``d`` rows (many states, few rows, many features) starts half-way to the
+    pooled shape instead of nearly singular, which would make it start far
+    too peaked.
+    """
+    pooled = np.einsum("k,kij->ij", counts, covariances) / counts.sum()
+    prior = covariances.shape[-1] + 1
+    return (counts[:, None, None] * covariances + prior * pooled) / (counts + prior)[:, None, None]
+
+
+def mixture_log_likelihood(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> float:
+    """Total log-likelihood of the rows ``Z`` under a Gaussian mixture."""
+    d = Z.shape[1]
+    per_state = np.empty((len(Z), len(means)))
+    for k, (mean, covariance) in enumerate(zip(means, covariances)):
+        cholesky = np.linalg.cholesky(covariance)
+        whitened = np.linalg.solve(cholesky, (Z - mean).T)
+        log_det = 2.0 * np.log(np.diagonal(cholesky)).sum()
+        per_state[:, k] = -0.5 * (whitened * whitened).sum(axis=0) - 0.5 * (log_det + d * np.log(2.0 * np.pi))
+    return float(logsumexp(per_state + np.log(weights), axis=1).sum())
+
+
+def full_covariances_pay(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> bool:
+    """Whether full covariances beat their diagonals (same means and weights) by BIC on ``Z``.
+
+    The full mixture has ``K d (d - 1) / 2`` more free parameters; it is
+    preferred when twice its gain in log-likelihood exceeds that count times
+    ``log(n)``. Uncorrelated clusters gain only sampling noise and keep the
+    diagonal; rotated or correlated clusters gain far more.
+    """
+    n, d = Z.shape
+    diagonals = np.einsum("kii->ki", covariances)[:, :, None] * np.eye(d)
+    gain = mixture_log_likelihood(Z, means, covariances, weights) - mixture_log_likelihood(Z, means, diagonals, weights)
+    extra_parameters = len(means) * d * (d - 1) / 2
+    return bool(2.0 * gain > extra_parameters * np.log(n))
