@@ -82,7 +82,7 @@ def fit_model(name: str, dataset, X_train: np.ndarray, seed: int, arguments):
         return NFDensity(**{**common, **json.loads(arguments.nf)}).fit(X_train), {}
     n_latent = 32 if name == "nvf32" else dataset.n_modes
     estimator = NVFDensity(n_latent, **{**common, **json.loads(arguments.nvf)}).fit(X_train)
-    return estimator, {"K": n_latent}
+    return estimator, {"K": n_latent, "state_affine": estimator.state_affine_}
 
 
 def run_case(dataset, seed: int, arguments) -> list[dict]:
