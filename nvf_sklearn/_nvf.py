@@ -9,7 +9,7 @@ import torch
 
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
-from ._nvf_start import fit_start
+from ._nvf_start import diagonal_part, fit_start
 from ._tabular import TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
@@ -264,14 +264,13 @@ class NVFDensity(TabularFlowDensity):
     def _initialize_model(self, model, z_train, w_train, generator, rng) -> None:
         """Start each state at one component of a mixture fitted to the standardised rows."""
         Z, w = z_train.cpu().numpy().astype(np.float64), w_train.cpu().numpy().astype(np.float64)
-        start = fit_start(Z, w, self.n_latent, self.init_params, rng)
         self.state_affine_ = self._state_affine(Z.shape[1])
-        if self.state_affine == "auto" and not start.full_covariances_pay:
+        undecided = self.state_affine == "auto" and self.state_affine_ == "full"  # the data decide
+        start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided)
+        if undecided and not start.full_covariances_pay:
             self.state_affine_ = "diagonal"
             model.flow.layers[0].restrict_to_diagonal()
-        covariances = start.covariances
-        if self.state_affine_ == "diagonal":
-            covariances = np.einsum("kii->ki", covariances)[:, :, None] * np.eye(Z.shape[1])
+        covariances = diagonal_part(start.covariances) if self.state_affine_ == "diagonal" else start.covariances
         maps = np.linalg.inv(np.linalg.cholesky(covariances))
 
         def tensor(array):

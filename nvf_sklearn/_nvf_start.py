@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
@@ -28,20 +29,30 @@ class MixtureStart:
     """Starting means ``(K, d)``, covariances ``(K, d, d)`` (shrunk), weights ``(K,)`` and hard labels ``(n,)``.
 
     ``full_covariances_pay`` is True when full covariances beat their
-    diagonals by the Bayesian information criterion on the start's rows.
+    diagonals by the Bayesian information criterion on the start's rows
+    (None when the start was not asked to compare them).
     """
 
     means: np.ndarray
     covariances: np.ndarray
     weights: np.ndarray
     labels: np.ndarray
-    full_covariances_pay: bool
+    full_covariances_pay: bool | None
 
 
 def fit_start(
-    Z: np.ndarray, w: np.ndarray, n_states: int, init_params: str, rng: np.random.RandomState
+    Z: np.ndarray,
+    w: np.ndarray,
+    n_states: int,
+    init_params: str,
+    rng: np.random.RandomState,
+    compare_covariances: bool = True,
 ) -> MixtureStart:
-    """Fit the warm start (``init_params``: "gmm", "kmeans" or "random") to standardised rows ``Z``."""
+    """Fit the warm start (``init_params``: "gmm", "kmeans" or "random") to standardised rows ``Z``.
+
+    ``compare_covariances=False`` skips the BIC comparison of full and
+    diagonal covariances (the random stream is drawn from all the same).
+    """
     if init_params == "gmm":
         # A start, not the model, need not cost an EM over every row.
         rows = _subset(len(Z), rng)
@@ -59,7 +70,7 @@ def fit_start(
         means, covariances, counts = cluster_moments(Z, w, labels, n_states)
         rows = _subset(len(Z), rng)
     weights = (counts + 1.0) / (counts.sum() + n_states)
-    pays = full_covariances_pay(Z[rows], means, covariances, weights)
+    pays = full_covariances_pay(Z[rows], means, covariances, weights) if compare_covariances else None
     return MixtureStart(means, shrunk_covariances(covariances, counts), weights, labels, pays)
 
 
@@ -103,15 +114,16 @@ def shrunk_covariances(covariances: np.ndarray, counts: np.ndarray) -> np.ndarra
     return (counts[:, None, None] * covariances + prior * pooled) / (counts + prior)[:, None, None]
 
 
+def diagonal_part(covariances: np.ndarray) -> np.ndarray:
+    """The covariances ``(K, d, d)`` with their off-diagonal entries set to zero."""
+    return np.einsum("kii->ki", covariances)[:, :, None] * np.eye(covariances.shape[-1])
+
+
 def mixture_log_likelihood(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> float:
     """Total log-likelihood of the rows ``Z`` under a Gaussian mixture."""
-    d = Z.shape[1]
-    per_state = np.empty((len(Z), len(means)))
-    for k, (mean, covariance) in enumerate(zip(means, covariances)):
-        cholesky = np.linalg.cholesky(covariance)
-        whitened = np.linalg.solve(cholesky, (Z - mean).T)
-        log_det = 2.0 * np.log(np.diagonal(cholesky)).sum()
-        per_state[:, k] = -0.5 * (whitened * whitened).sum(axis=0) - 0.5 * (log_det + d * np.log(2.0 * np.pi))
+    per_state = np.column_stack(
+        [multivariate_normal(mean, covariance).logpdf(Z).reshape(len(Z)) for mean, covariance in zip(means, covariances)]
+    )
     return float(logsumexp(per_state + np.log(weights), axis=1).sum())
 
 
@@ -124,7 +136,7 @@ def full_covariances_pay(Z: np.ndarray, means: np.ndarray, covariances: np.ndarr
     diagonal; rotated or correlated clusters gain far more.
     """
     n, d = Z.shape
-    diagonals = np.einsum("kii->ki", covariances)[:, :, None] * np.eye(d)
+    diagonals = diagonal_part(covariances)
     gain = mixture_log_likelihood(Z, means, covariances, weights) - mixture_log_likelihood(Z, means, diagonals, weights)
     extra_parameters = len(means) * d * (d - 1) / 2
     return bool(2.0 * gain > extra_parameters * np.log(n))
