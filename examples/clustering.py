@@ -1,4 +1,7 @@
-"""Clustering with a flexible density: NVFDensity.predict_cluster vs GaussianMixture and KMeans.
+"""Clustering with a flexible density
+==================================
+
+``NVFDensity.predict_cluster`` against GaussianMixture and KMeans, scored by the adjusted Rand index on fresh data.
 
 ``NVFDensity.predict_cluster`` returns ``argmax_k p(k | x)``, the exact
 posterior of the fitted mixture ``p(x) = sum_k pi_k p_flow(x | k)``. Each
@@ -23,6 +26,7 @@ Run ``python examples/clustering.py`` (about 30 s on a laptop CPU) or with
 script runs). The PNG goes next to this script or into ``$NVF_EXAMPLES_OUT``.
 """
 
+# sphinx_gallery_thumbnail_path = "images/clustering.png"
 import argparse
 import os
 import warnings
@@ -42,6 +46,12 @@ from sklearn.mixture import GaussianMixture  # noqa: E402
 from nvf_sklearn import NVFDensity  # noqa: E402
 
 
+# %%
+# Command line and output
+# -----------------------
+# ``--quick`` (or ``NVF_QUICK=1``) shrinks the data and the epoch budget so
+# that CI can check that the script runs; the figure goes next to the script,
+# or into the directory named by ``$NVF_EXAMPLES_OUT``.
 def is_quick() -> bool:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny data and epoch budget, for CI")
@@ -54,6 +64,10 @@ def output_path(name: str) -> Path:
     return directory / name
 
 
+# %%
+# The data
+# --------
+# Two moons, and two moons plus a ring; the labels are the true groups.
 def two_moons(n_samples, seed):
     return make_moons(n_samples, noise=0.05, random_state=seed)
 
@@ -70,6 +84,13 @@ def moons_and_ring(n_samples, seed):
     return np.r_[X_moons, X_ring], np.r_[y_moons, np.full(n_ring, 2)]
 
 
+# %%
+# Fit, assign and score
+# ---------------------
+# Each data set gets K = its true number of groups. Every model fits the
+# training rows and assigns the fresh test rows: :class:`~nvf_sklearn.NVFDensity`
+# by :meth:`~nvf_sklearn.NVFDensity.predict_cluster`, the others by ``predict``.
+# The figure shows the test points coloured by each model's assignment.
 def main():
     quick = is_quick()
     n_train, n_test = (300, 1000) if quick else (1500, 3000)
@@ -110,5 +131,21 @@ def main():
     print(f"saved {path}")
 
 
+# %%
+# Results of a full run
+# ---------------------
+# The output of ``python examples/clustering.py`` (seed 0) on two x86 CPU
+# cores shared with other jobs, one torch thread, and the figure it saved.
+# Another machine or library version gives slightly different numbers.
+#
+# .. code-block:: text
+#
+#    adjusted Rand index on a fresh test set (3000 rows; fit on 1500 rows; seed 0)
+#    data                       NVFDensity  GaussianMixture           KMeans
+#    two moons, K=2                  0.999            0.501            0.256
+#    moons + ring, K=3               0.871            0.757            0.628
+#
+# .. image:: /images/clustering.png
+#    :alt: Test points of both data sets coloured by the clusters of NVFDensity, GaussianMixture and KMeans
 if __name__ == "__main__":
     main()
