@@ -3,34 +3,72 @@
     python docs/results_page.py
 
 Rerun it after a benchmark writes new results; ``docs/benchmarks.rst``
-includes the page. The converter knows only the few Markdown forms the result
-files use: lines, ``- `` bullets and pipe tables (written as list-tables).
+includes the page. Every ``*.md`` file in ``benchmarks/results/`` gets a
+section: the files named in ``RESULT_TITLES`` first, in its order, with its
+title; any other file after them, titled from its name (``time_to_quality.md``
+becomes "Time to quality"). Files named in ``SUPERSEDED`` go to a "Superseded
+results" section at the end of the page, each with the reason.
+
+The converter knows only the few Markdown forms the result files use: lines,
+``- `` bullets, pipe tables (written as list-tables), ``code`` and
+``**bold**`` / ``*italic*`` spans.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS_RESULTS = ROOT / "docs" / "benchmarks_results.rst"
 
-#: Section title of each result file (by stem), in page order; other files follow, by name.
+#: Section title of each result file (by stem), in page order. A stem that has
+#: no file is skipped; a file whose stem is not here follows, titled by ``readable_title``.
 RESULT_TITLES = {
-    "run_toy": "Toy densities (``python -m benchmarks.run --suite toy``)",
-    "run_tabular": "Real tables (``python -m benchmarks.run --suite tabular``)",
-    "run_images": "Images: scikit-learn digits (``python -m benchmarks.run --suite images``)",
-    "images_mnist_quick_cpu": "Images: MNIST, reduced CPU run (``python -m benchmarks.images_mnist --quick``)",
-    "images_mnist_full_cuda": "Images: MNIST, full size on a GPU (``python -m benchmarks.images_mnist --device cuda``)",
-    "multimodal": "Known densities, 2 to 32 dimensions (``python -m benchmarks.multimodal``)",
-    "nvf_recipe_ablation": "How NVFDensity's defaults were chosen (``benchmarks.multimodal`` ablations)",
-    "nvf_ablation": "NVFDensity objective and temperature ablation (``benchmarks/nvf_ablation.py``)",
-    "batch_size_cpu": "Batch size and time to quality on the CPU (``python -m benchmarks.batch_size``)",
-    "time_to_fit_cpu": "Time to fit on the CPU (``python -m benchmarks.time_to_fit``)",
-    "banana": "Banana density (``benchmarks/banana.py``)",
-    "speed_cpu": "Throughput on the CPU (``benchmarks/speed.py``)",
-    "speed_cuda": "Throughput on a GPU (``benchmarks/speed.py --device cuda``)",
-    "versus_commit": "Fit time against the commit before the engine rework (``benchmarks/versus_commit.py``)",
+    "multimodal": "Known densities, 2 to 32 dimensions",
+    "nvf_recipe_ablation": "How NVFDensity's defaults were chosen",
+    "nvf_ablation": "NVFDensity: training objective and temperature",
+    "run_tabular": "Real tables",
+    "banana": "Banana density",
+    "images_mnist_full_cuda": "Images: MNIST on a GPU",
+    "time_to_quality": "Time to quality",
+    "batch_size_cpu": "Batch size and time to quality on the CPU",
+    "time_to_fit_cpu": "Time to fit on the CPU",
+    "speed_cpu": "Throughput on the CPU",
+    "speed_cuda": "Throughput on a GPU",
+    "versus_commit": "Fit time against the commit before the engine rework",
+    "memory": "Memory at a million rows",
+    "memory_mmap_threshold": "Memory at a million rows, with a lower malloc mmap threshold",
+    # Superseded (see SUPERSEDED); listed here for their titles.
+    "run_images": "Images: scikit-learn digits, engine models",
+    "images_mnist_quick_cpu": "Images: MNIST, reduced CPU run",
+    "run_toy": "Toy densities, quick run",
+}
+
+#: Result files kept for the record but superseded, with the reason shown above each.
+SUPERSEDED = {
+    "run_images": (
+        "Measured before the estimators were split into four classes, with the engine models "
+        "behind the image estimators fitted directly (``ImageFlow`` is now "
+        ":class:`~nvf_sklearn.NFImageDensity`, ``SequenceLatentFlow`` is now "
+        ":class:`~nvf_sklearn.NVFImageDensity`, whose ``n_codes`` (V) was that model's "
+        "``n_latent``). The digits example (:doc:`auto_examples/digits`) gives the current "
+        "figures."
+    ),
+    "images_mnist_quick_cpu": (
+        "A reduced run (2,000 training images, 6 epochs per stage) measured before the "
+        "estimators were split into four classes: ``NFDensity(image_shape)`` is now "
+        ":class:`~nvf_sklearn.NFImageDensity` and ``NVFDensity(latent='sequence')`` is now "
+        ":class:`~nvf_sklearn.NVFImageDensity`. It only shows that the pipeline runs at "
+        "MNIST's size on a CPU."
+    ),
+    "run_toy": (
+        "A quick run of the toy suite (40 epochs, one seed). Its checkerboard sampler was not "
+        "uniform, so the checkerboard's true-density row and its gaps to the truth are wrong "
+        "(see the note below the table); the known-density suite at the top of this page "
+        "replaces it."
+    ),
 }
 
 INTRODUCTION = [
@@ -45,18 +83,95 @@ INTRODUCTION = [
     "per sample in the raw units of the data (higher is better) unless a table says otherwise.",
 ]
 
+SUPERSEDED_INTRODUCTION = [
+    "Superseded results",
+    "------------------",
+    "",
+    "Kept for the record; each says what replaced it. Do not compare their figures with the",
+    "tables above without reading the reason.",
+]
+
+#: Words that ``readable_title`` spells in capitals (or otherwise) in a title made from a file name.
+TITLE_WORDS = {
+    "cpu": "CPU",
+    "cuda": "GPU",
+    "gpu": "GPU",
+    "nvf": "NVF",
+    "nf": "NF",
+    "mnist": "MNIST",
+    "bic": "BIC",
+    "knn": "KNN",
+    "mmap": "mmap",
+}
+
+# Internal tracker references ("issue 12", "(issues 7 and 9)", "#12") are not for the page's readers.
+_ISSUE = re.compile(r"\s*\((?:see\s+)?issues?\s+\d+(?:\s*(?:,|and)\s*\d+)*\)|\bissues?\s+\d+(?:\s*(?:,|and)\s*\d+)*"
+                    r"|(?<![\w&])#\d+\b", flags=re.IGNORECASE)
+_EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1")
+_SAFE_AFTER = set(" \t'\")]}>-/:.,;!?\\")
+_SAFE_BEFORE = set(" \t'\"([{<-/:")
+
+
+def readable_title(stem: str) -> str:
+    """``time_to_quality`` -> "Time to quality"; ``speed_cuda`` -> "Speed GPU"."""
+    words = [TITLE_WORDS.get(word.lower(), word) for word in re.split(r"[_\-\s]+", stem) if word]
+    if not words:
+        return stem
+    first = words[0]
+    words[0] = first if first in TITLE_WORDS.values() else first[:1].upper() + first[1:]
+    return " ".join(words)
+
+
+def result_title(stem: str) -> str:
+    return RESULT_TITLES.get(stem) or readable_title(stem)
+
+
+def drop_issue_numbers(text: str) -> str:
+    """Remove internal tracker references: "How ... were chosen (issue 12)." -> "How ... were chosen."."""
+    text = re.sub(r"(?<=\S)  +", " ", _ISSUE.sub("", text))
+    return re.sub(r"\s+([.,;:)])", r"\1", text).replace("()", "").strip()
+
+
+def _escape(text: str) -> str:
+    for character in "\\*_|`":
+        text = text.replace(character, "\\" + character)
+    return text
+
+
+def _plain_with_emphasis(text: str) -> str:
+    """Escape plain Markdown text for RST, keeping ``**bold**`` and ``*italic*`` spans as markup."""
+    out, position = [], 0
+    for match in _EMPHASIS.finditer(text):
+        out.append(_escape(text[position:match.start()]))
+        marker, inner = match.group(1), match.group(2)
+        before = text[match.start() - 1] if match.start() > 0 else " "
+        after = text[match.end()] if match.end() < len(text) else " "
+        # RST inline markup must start after whitespace or punctuation and end before one.
+        opening = "" if before in _SAFE_BEFORE else "\\ "
+        closing = "" if after in _SAFE_AFTER else "\\ "
+        out.append(f"{opening}{marker}{_escape(inner)}{marker}{closing}")
+        position = match.end()
+    out.append(_escape(text[position:]))
+    return "".join(out)
+
 
 def rst_inline(text: str) -> str:
-    """Markdown inline text to reStructuredText: `code` becomes ``code``, the rest is escaped."""
-    parts = text.split("`")
+    """Markdown inline text to reStructuredText: `code` becomes ``code``, **bold** stays bold, the rest is escaped."""
+    parts = drop_issue_numbers(text).split("`")
     for i, part in enumerate(parts):
         if i % 2:
             parts[i] = f"``{part.strip()}``" if part.strip() else ""
         else:
-            for character in "\\*_|":
-                part = part.replace(character, "\\" + character)
-            parts[i] = part
+            parts[i] = _plain_with_emphasis(part)
     return "".join(parts).strip()
+
+
+def rst_cell(text: str) -> str:
+    """A table cell: inline text that RST must not read as a list ("-" alone is "no figure")."""
+    cell = rst_inline(text)
+    if re.match(r"^([-+*\u2022]|\d+[.)]|[#a-zA-Z][.)])(\s|$)", cell):
+        cell = "\\" + cell
+    return cell
 
 
 def list_table(lines: list[str]) -> list[str]:
@@ -66,7 +181,7 @@ def list_table(lines: list[str]) -> list[str]:
     out = ["", ".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
         for j, cell in enumerate(row):
-            out.append((("   * - " if j == 0 else "     - ") + rst_inline(cell)).rstrip())
+            out.append((("   * - " if j == 0 else "     - ") + rst_cell(cell)).rstrip())
     return out + [""]
 
 
@@ -84,6 +199,8 @@ def markdown_to_rst(markdown: str) -> list[str]:
         if not line.strip():
             previous_bullet = False
             continue
+        if line.startswith("#"):  # a Markdown heading: the page has its own, keep it as a bold line
+            line = f"**{line.lstrip('#').strip()}**"
         bullet = line.startswith("- ")
         if not (bullet and previous_bullet):
             out.append("")
@@ -100,12 +217,28 @@ def result_files(results: Path = RESULTS) -> list[Path]:
     return sorted(results.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
 
 
+def section(path: Path, reason: str | None = None) -> list[str]:
+    title = result_title(path.stem)
+    lines = ["", "", title, "~" * len(title), ""]
+    if reason:
+        lines += [f"*Superseded.* {reason}", ""]
+    lines += [f"Source: ``benchmarks/results/{path.name}``."]
+    return lines + markdown_to_rst(path.read_text())
+
+
 def write_docs(results: Path = RESULTS, destination: Path = DOCS_RESULTS) -> Path:
+    files = result_files(results)
+    current = [path for path in files if path.stem not in SUPERSEDED]
+    superseded = [path for path in files if path.stem in SUPERSEDED]
     lines = list(INTRODUCTION)
-    for path in result_files(results):
-        title = RESULT_TITLES.get(path.stem, f"``{path.name}``")
-        lines += ["", "", title, "~" * len(title), "", f"From ``benchmarks/results/{path.name}``."]
-        lines += markdown_to_rst(path.read_text())
+    if superseded:
+        lines.append("Tables that later runs replaced are at the end, under `Superseded results`_.")
+    for path in current:
+        lines += section(path)
+    if superseded:
+        lines += ["", "", *SUPERSEDED_INTRODUCTION]
+        for path in superseded:
+            lines += section(path, SUPERSEDED[path.stem])
     destination.write_text("\n".join(lines).rstrip() + "\n")
     return destination
 
