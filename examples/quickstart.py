@@ -107,7 +107,7 @@ def main():
     truth = checkerboard_log_density(X_test).mean()
     if quick:
         warnings.filterwarnings("ignore", category=ConvergenceWarning)  # a 5-epoch budget cannot converge
-    flow_settings = dict(max_epochs=5 if quick else 60, random_state=0)
+    flow_settings = dict(max_epochs=5, random_state=0) if quick else dict(random_state=0)
     models = {
         "GaussianMixture": lambda X: gaussian_mixture_by_validation(X, 32, random_state=0),
         "NFDensity": lambda X: NFDensity(**flow_settings).fit(X),

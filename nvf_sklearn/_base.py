@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
+from ._budget import BudgetRule, TrainingBudget, intra_op_threads, resolve_budget
 from ._device import resolve_device, torch_dtype
 from ._engine import DensityModel, TrainingConfig, TrainingData, TrainingResult, fit_model, initialize_parameters
 from ._fit_report import warn_about_training
@@ -49,11 +50,13 @@ class _Split:
 class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     """Template for flow density estimators; not for direct use."""
 
-    #: Rows per step for ``batch_size="auto"`` on a CPU.
-    _cpu_batch_size = 256
+    #: How ``"auto"`` sizes the training of this family (``_budget.py``).
+    _budget_rule = BudgetRule(min_batch=512, max_batch=1024, batch_rows_fraction=1 / 16, gpu_batch=4096,
+                              reference_batch=256, steps_per_sqrt_row=2.5, min_steps=250, max_steps=20_000,
+                              checks_per_budget=100)  # fmt: skip
 
     _parameter_constraints: dict = {
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -148,13 +151,15 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(saved_state)
             raise
         # From here on a Ctrl-C keeps what was trained (skorch's rule), with a warning.
-        result = self._train(model, data, preprocessor, seeds[0])
-        self._set_fitted_attributes(model, result, preprocessor, data.has_validation, seeds[1])
+        budget = self._resolve_budget(model, data)
+        with intra_op_threads(budget.n_threads):
+            result = self._train(model, data, preprocessor, budget, seeds[0])
+        self._set_fitted_attributes(model, result, preprocessor, data, budget, seeds[1])
         try:
             self._set_diagnostics(split.X_train)
         except KeyboardInterrupt:
             result.stop_reason = "interrupted"
-        warn_about_training(type(self).__name__, result, self.max_epochs, stacklevel=4)
+        warn_about_training(type(self).__name__, result, self.max_epochs, budget.max_steps, stacklevel=4)
         return self
 
     def _validate_and_split(self, X, sample_weight, validation_data) -> _Split:
@@ -201,26 +206,43 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         seeds = int(rng.randint(_SEED_RANGE)), int(rng.randint(_SEED_RANGE))
         return model, data, preprocessor, seeds
 
-    def _training_config(self, device: torch.device) -> TrainingConfig:
-        compile = device.type == "cuda" if self.compile == "auto" else bool(self.compile)
-        batch_size = self._cpu_batch_size if self.batch_size == "auto" else self.batch_size
-        return TrainingConfig(
+    def _resolve_budget(self, model: DensityModel, data: TrainingData) -> TrainingBudget:
+        return resolve_budget(
+            self._budget_rule,
+            n_train=data.x.shape[0],
+            n_validation=data.x_validation.shape[0] if data.has_validation else 0,
+            batch_size=self.batch_size,
             max_epochs=self.max_epochs,
-            batch_size=batch_size,
             learning_rate=self.learning_rate,
-            schedule=self.learning_rate_schedule,
-            weight_decay=self.weight_decay,
             weight_averaging=self.weight_averaging,
+            training_passes=model.training_passes(),
+            validation_passes=model.validation_passes(),
+            device=data.x.device,
+            n_processes=self.n_devices,
+        )
+
+    def _training_config(self, budget: TrainingBudget, device: torch.device) -> TrainingConfig:
+        compile = device.type == "cuda" if self.compile == "auto" else bool(self.compile)
+        return TrainingConfig(
+            max_steps=budget.max_steps,
+            batch_size=budget.batch_size,
+            learning_rate=budget.learning_rate,
             patience=self.patience,
+            min_stalled_steps=budget.min_stalled_steps,
+            validation_interval=budget.validation_interval,
+            schedule=self.learning_rate_schedule,
+            warmup_steps=budget.warmup_steps,
+            weight_decay=self.weight_decay,
+            weight_averaging=budget.averaging_steps,
             compile=compile,
         )
 
-    def _train(self, model, data: TrainingData, preprocessor, seed: int) -> TrainingResult:
-        config = self._training_config(data.x.device)
+    def _train(self, model, data: TrainingData, preprocessor, budget: TrainingBudget, seed: int) -> TrainingResult:
+        config = self._training_config(budget, data.x.device)
         progress = ProgressDisplay(type(self).__name__, int(self.verbose), preprocessor.log_det) if self.verbose else None
         try:
             return fit_model(model, data, config, seed, self.n_devices, progress)
-        except KeyboardInterrupt:  # outside the epoch loop (which catches its own): keep the model as it is
+        except KeyboardInterrupt:  # outside the check loop (which catches its own): keep the model as it is
             model.end_training()
             model.eval()
             return TrainingResult(stop_reason="interrupted")
@@ -228,14 +250,21 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             if progress is not None:
                 progress.close()
 
-    def _set_fitted_attributes(self, model, result: TrainingResult, preprocessor, has_validation, seed) -> None:
-        log_det = preprocessor.log_det
+    def _set_fitted_attributes(self, model, result: TrainingResult, preprocessor, data, budget, seed) -> None:
+        log_det, has_validation = preprocessor.log_det, data.has_validation
         self.module_ = model
         self.device_ = str(next(model.parameters()).device)
         self.preprocessor_ = preprocessor
         self._sampling_random_state = np.random.RandomState(seed)
-        self.n_iter_ = result.n_epochs
-        self.best_epoch_ = result.best_epoch
+        self.batch_size_ = budget.batch_size
+        self.learning_rate_ = budget.learning_rate
+        self.max_steps_ = budget.max_steps
+        self.validation_interval_ = budget.validation_interval
+        self.n_threads_ = budget.n_threads
+        self.n_steps_ = result.n_steps
+        self.best_step_ = result.best_step
+        rows_per_step = budget.batch_size * self.n_devices
+        self.n_iter_ = round(result.n_steps * rows_per_step / data.x.shape[0])
         self.converged_ = result.stop_reason == "early_stopping"
         self.loss_curve_ = [loss - log_det for loss in result.train_loss]
         self.validation_scores_ = [log_det - loss for loss in result.validation_loss] if has_validation else []
@@ -442,3 +471,4 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from ._base import BaseFlowDensity
+from ._budget import BudgetRule
 from ._compat import Interval
 from ._engine import ImageFlow, dequantize
 from ._preprocessing import PixelScaler, check_pixel_levels, resolve_image_shape
@@ -40,8 +41,9 @@ class BaseImageDensity(BaseFlowDensity):
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "tail_bound": [Interval(Real, 0, None, closed="neither")],
     }
-    #: Rows per step for ``batch_size="auto"`` on a CPU (measured on digits: 64 beats 256 per second).
-    _cpu_batch_size = 64
+    #: Images train in batches of 64 on a CPU (measured on digits: 64 beats 256 per second).
+    _budget_rule = BudgetRule(min_batch=64, max_batch=64, batch_rows_fraction=1 / 16, gpu_batch=256, reference_batch=64,
+                              steps_per_sqrt_row=60.0, min_steps=1000, max_steps=50_000)  # fmt: skip
 
     def __init__(
         self, *, image_shape, n_levels, n_scales, couplings_per_scale, hidden_channels, n_blocks, n_bins, tail_bound,

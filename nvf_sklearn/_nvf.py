@@ -14,6 +14,8 @@ from ._tabular import TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
 FULL_AFFINE_MAX_FEATURES = 64
+#: ``training_states="auto"``: the states a row needs under the warm start plus one explored, within these bounds.
+AUTO_TRAINING_STATES = (2, 4)
 #: ``dropout="auto"``: this dropout from this many features up, none below (measured, see the user guide).
 AUTO_DROPOUT, AUTO_DROPOUT_MIN_FEATURES = 0.1, 16
 
@@ -152,7 +154,7 @@ class NVFDensity(TabularFlowDensity):
         "init_params": [StrOptions({"kmeans", "gmm", "random"})],
         "state_affine": [StrOptions({"auto", "diagonal", "full"})],
         "state_splines": ["boolean"],
-        "training_states": [Interval(Integral, 2, None, closed="left"), None],
+        "training_states": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
         "encoder_hidden_sizes": [tuple, list],
         "temperature_start": [Interval(Real, 0, None, closed="neither")],
         "temperature_end": [Interval(Real, 0, None, closed="neither")],
@@ -168,7 +170,7 @@ class NVFDensity(TabularFlowDensity):
         init_params="gmm",
         state_affine="auto",
         state_splines=True,
-        training_states=4,
+        training_states="auto",
         encoder_hidden_sizes=(256, 256, 256),
         temperature_start=1.0,
         temperature_end=1.0,
@@ -179,14 +181,14 @@ class NVFDensity(TabularFlowDensity):
         tail_bound=5.0,
         lu_linear=True,
         dropout="auto",
-        max_epochs=200,
+        max_epochs="auto",
         batch_size="auto",
-        learning_rate=1e-3,
-        learning_rate_schedule="plateau",
-        weight_decay=0.5,
+        learning_rate=3e-3,
+        learning_rate_schedule="cosine",
+        weight_decay=0.1,
         weight_averaging=1.5,
         validation_fraction=0.1,
-        patience=20,
+        patience=6,
         dtype="float32",
         device="auto",
         n_devices=1,
@@ -248,8 +250,12 @@ class NVFDensity(TabularFlowDensity):
             learn_weights=self.mixture_weights == "learned",
             temperature_start=self.temperature_start,
             temperature_end=self.temperature_end,
-            training_states=self.training_states,
+            training_states=self._training_states(),
         )
+
+    def _training_states(self) -> int | None:
+        """The states trained per row, as built (``"auto"`` builds the most it may choose; the start decides)."""
+        return AUTO_TRAINING_STATES[1] if self.training_states == "auto" else self.training_states
 
     def _dropout(self, n_features: int) -> float:
         if self.dropout == "auto":
@@ -277,6 +283,12 @@ class NVFDensity(TabularFlowDensity):
             return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)
 
         model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
+        if self.training_states == "auto" and model.training_states is not None:  # the start's overlap decides
+            low, high = AUTO_TRAINING_STATES
+            chosen = min(max(start.states_per_row + 1, low), high)
+            model.training_states = chosen if chosen < self.n_latent else None
+        exact = self.objective == "exact"
+        self.training_states_ = (model.training_states or self.n_latent) if exact else None
         model.fit_encoder(z_train, torch.as_tensor(start.labels, dtype=torch.long, device=z_train.device), generator)
 
     def _set_diagnostics(self, X_train: np.ndarray) -> None:

@@ -31,6 +31,7 @@ class MixtureStart:
     ``full_covariances_pay`` is True when full covariances beat their
     diagonals by the Bayesian information criterion on the start's rows
     (None when the start was not asked to compare them).
+    ``states_per_row`` is :func:`states_holding_mass` on the start's rows.
     """
 
     means: np.ndarray
@@ -38,6 +39,7 @@ class MixtureStart:
     weights: np.ndarray
     labels: np.ndarray
     full_covariances_pay: bool | None
+    states_per_row: int
 
 
 def fit_start(
@@ -71,7 +73,8 @@ def fit_start(
         rows = _subset(len(Z), rng)
     weights = (counts + 1.0) / (counts.sum() + n_states)
     pays = full_covariances_pay(Z[rows], means, covariances, weights) if compare_covariances else None
-    return MixtureStart(means, shrunk_covariances(covariances, counts), weights, labels, pays)
+    shrunk = shrunk_covariances(covariances, counts)
+    return MixtureStart(means, shrunk, weights, labels, pays, states_holding_mass(Z[rows], means, shrunk, weights))
 
 
 def _subset(n_rows: int, rng: np.random.RandomState) -> np.ndarray | slice:
@@ -125,6 +128,22 @@ def mixture_log_likelihood(Z: np.ndarray, means: np.ndarray, covariances: np.nda
         [multivariate_normal(mean, covariance).logpdf(Z).reshape(len(Z)) for mean, covariance in zip(means, covariances)]
     )
     return float(logsumexp(per_state + np.log(weights), axis=1).sum())
+
+
+def states_holding_mass(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray,
+                        mass: float = 0.99, quantile: float = 0.9) -> int:
+    """States a row needs to hold ``mass`` of its posterior under the mixture, at the ``quantile`` of rows.
+
+    One where the components are well apart; more where they overlap (a
+    low-dimensional table, or more states than clusters, which split them).
+    """
+    log_joint = np.column_stack(
+        [multivariate_normal(mean, covariance).logpdf(Z).reshape(len(Z)) for mean, covariance in zip(means, covariances)]
+    ) + np.log(weights)
+    posterior = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    ranked = np.cumsum(-np.sort(-posterior, axis=1), axis=1)
+    needed = 1 + np.sum(ranked < mass, axis=1)
+    return int(np.ceil(np.quantile(needed, quantile)))
 
 
 def full_covariances_pay(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> bool:

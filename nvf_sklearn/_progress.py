@@ -1,10 +1,10 @@
-"""Training progress for ``verbose``: one updating line, or one line per epoch.
+"""Training progress for ``verbose``: one updating line, or one line per validation check.
 
 Off by default, as in scikit-learn: an estimator is fitted hundreds of times
 inside ``GridSearchCV`` and pipelines, where printing would drown the output.
-``verbose=1`` rewrites one line in place (carriage return) with the epoch,
+``verbose=1`` rewrites one line in place (carriage return) with the step,
 the validation score and an estimate of the time left; ``verbose=2`` prints
-one line per epoch. Scores are shown in the units of X (nats per sample).
+one line per validation check. Scores are shown in the units of X (nats per sample).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ._engine import EpochReport
+from ._engine import CheckReport
 
 
 def _duration(seconds: float) -> str:
@@ -22,14 +22,14 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressDisplay:
-    """An ``on_epoch`` callback for the engine's training loop (picklable, for spawned processes).
+    """An ``on_check`` callback for the engine's training loop (picklable, for spawned processes).
 
     Parameters
     ----------
     name : str
         Estimator name, shown at the start of the line.
     verbose : int
-        1: one updating line; 2 or more: one line per epoch.
+        1: one updating line; 2 or more: one line per validation check.
     log_det : float
         The preprocessing's log-Jacobian, to report scores in the units of X.
     """
@@ -40,9 +40,9 @@ class ProgressDisplay:
         self.log_det = log_det
         self.started = time.perf_counter()
 
-    def __call__(self, report: EpochReport) -> None:
+    def __call__(self, report: CheckReport) -> None:
         elapsed = time.perf_counter() - self.started
-        left = elapsed / report.epoch * (report.max_epochs - report.epoch)
+        left = elapsed / max(report.step, 1) * (report.max_steps - report.step)
         stage = "" if report.stage == "all" else f" [{report.stage}]"
         if report.rolled_back:
             detail = "non-finite loss: rolled back, learning rate halved"
@@ -54,8 +54,8 @@ class ProgressDisplay:
                 f"best {self.log_det - report.best_loss:.4f}"
             )
         line = (
-            f"{self.name}{stage} epoch {report.epoch}/{report.max_epochs}  {detail}  "
-            f"{report.seconds:.2f}s/epoch, at most {_duration(left)} left"
+            f"{self.name}{stage} step {report.step}/{report.max_steps}  {detail}  "
+            f"{report.seconds:.2f}s/check, at most {_duration(left)} left"
         )
         if self.verbose >= 2:
             print(line, flush=True)

@@ -1,5 +1,6 @@
 """The template's behaviour, through NFDensity: conventions, reproducibility, pickling, diagnostics, RNGs."""
 
+import math
 import pickle
 
 import joblib
@@ -88,10 +89,14 @@ def test_pickle_and_joblib_round_trips_are_exact(moons, tmp_path, dump, load):
 
 def test_fitted_diagnostics(moons):
     estimator = NFDensity(**{**FAST, "max_epochs": 4, "patience": 50}).fit(moons)
+    steps_per_epoch = 360 / 64  # 400 rows less 10 % for validation, in batches of 64
+    assert estimator.batch_size_ == 64 and estimator.learning_rate_ == pytest.approx(3e-3 * (64 / 256) ** 0.5)
+    assert estimator.max_steps_ == estimator.n_steps_ == math.ceil(4 * steps_per_epoch)
     assert estimator.n_iter_ == 4
-    assert len(estimator.loss_curve_) == len(estimator.validation_scores_) == 4
-    assert 0 <= estimator.best_epoch_ <= 4
-    assert estimator.best_validation_score_ == max(estimator.validation_scores_ + [-np.inf]) or estimator.best_epoch_ == 0
+    n_checks = math.ceil(estimator.n_steps_ / estimator.validation_interval_)
+    assert len(estimator.loss_curve_) == len(estimator.validation_scores_) == n_checks > 1
+    assert 0 <= estimator.best_step_ <= estimator.n_steps_
+    assert estimator.best_validation_score_ == max(estimator.validation_scores_ + [-np.inf]) or estimator.best_step_ == 0
     assert estimator.converged_ is False
     assert estimator.device_ == "cpu"
     assert estimator.n_parameters_ > 0
@@ -107,28 +112,31 @@ def test_convergence_warning_when_epochs_run_out(moons):
 def test_early_stopping_sets_converged(moons):
     # A large step makes the validation loss stop improving within a few epochs.
     estimator = NFDensity(**{**FAST, "max_epochs": 200, "patience": 1, "learning_rate": 0.05}).fit(moons)
-    assert estimator.converged_ and estimator.n_iter_ < 200
-    assert estimator.n_iter_ == estimator.best_epoch_ + 1
+    assert estimator.converged_ and estimator.n_iter_ < 200 and estimator.n_steps_ < estimator.max_steps_
+    # It stopped once a quarter of the budget passed without improvement, within one check.
+    stalled = estimator.n_steps_ - estimator.best_step_
+    assert estimator.max_steps_ // 4 <= stalled < estimator.max_steps_ // 4 + estimator.validation_interval_
 
 
 def test_no_validation_split_monitors_training_loss(moons):
     estimator = NFDensity(**{**FAST, "validation_fraction": 0.0}).fit(moons)
     assert estimator.validation_scores_ == [] and estimator.best_validation_score_ is None
-    assert estimator.best_epoch_ >= 1
+    assert estimator.best_step_ >= 1
 
 
-def test_verbose_2_prints_one_line_per_epoch(moons, capsys):
-    NFDensity(**{**FAST, "verbose": 2}).fit(moons)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("NFDensity epoch")]
-    assert len(lines) == FAST["max_epochs"]
-    assert lines[-1].startswith("NFDensity epoch 3/3") and "valid" in lines[-1] and "left" in lines[-1]
+def test_verbose_2_prints_one_line_per_check(moons, capsys):
+    estimator = NFDensity(**{**FAST, "verbose": 2}).fit(moons)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("NFDensity step")]
+    assert len(lines) == len(estimator.validation_scores_) > 1
+    last = f"NFDensity step {estimator.n_steps_}/{estimator.max_steps_}"
+    assert lines[-1].startswith(last) and "valid" in lines[-1] and "left" in lines[-1]
 
 
 def test_verbose_1_updates_one_line_in_place(moons, capsys):
-    NFDensity(**{**FAST, "verbose": 1}).fit(moons)
+    estimator = NFDensity(**{**FAST, "verbose": 1}).fit(moons)
     out = capsys.readouterr().out
-    assert out.count("\r") == FAST["max_epochs"] and out.endswith("\n") and out.count("\n") == 1
-    assert "epoch 3/3" in out.split("\r")[-1]
+    assert out.count("\r") == len(estimator.validation_scores_) and out.endswith("\n") and out.count("\n") == 1
+    assert f"step {estimator.n_steps_}/{estimator.max_steps_}" in out.split("\r")[-1]
 
 
 def test_silent_by_default(moons, capsys):
@@ -265,7 +273,8 @@ def test_an_interrupt_in_the_second_training_stage_keeps_the_model(digits, monke
     with pytest.warns(UserWarning, match="interrupted") as record:
         estimator = NVFImageDensity(4, top_m=2, **TINY_IMAGE).fit(digits)
     _assert_usable_after_interrupt(estimator, digits + 0.5, record)
-    assert estimator.n_iter_ == TINY_IMAGE["max_epochs"]  # the joint stage ran; the prior stage did not finish
+    # The joint stage ran its whole budget; the prior stage did not finish.
+    assert estimator.n_steps_ == estimator.max_steps_ and estimator.n_iter_ == TINY_IMAGE["max_epochs"]
 
 
 def test_an_interrupt_after_training_keeps_the_trained_model(moons, monkeypatch):
@@ -277,4 +286,4 @@ def test_an_interrupt_after_training_keeps_the_trained_model(moons, monkeypatch)
     with pytest.warns(UserWarning, match="interrupted") as record:
         estimator = NVFDensity(2, **FAST).fit(moons)
     _assert_usable_after_interrupt(estimator, moons, record)
-    assert estimator.n_iter_ == FAST["max_epochs"] and estimator.weights_.shape == (2,)
+    assert estimator.n_steps_ == estimator.max_steps_ and estimator.weights_.shape == (2,)

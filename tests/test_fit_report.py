@@ -54,37 +54,37 @@ def test_a_dataframe_fit_causes_no_feature_name_warning(moons):
     "result, expected",
     [
         (TrainingResult(stop_reason="diverged", n_recoveries=5), ("diverged", ConvergenceWarning)),
-        (TrainingResult(stop_reason="interrupted", best_epoch=3), ("interrupted", UserWarning)),
+        (TrainingResult(stop_reason="interrupted", best_step=3), ("interrupted", UserWarning)),
         (TrainingResult(stop_reason="early_stopping", n_recoveries=1, train_loss=[2.0, 1.0]),
          ("unstable", ConvergenceWarning)),
-        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=1, loss_rose=True),
+        (TrainingResult(stop_reason="max_steps", n_steps=2, best_step=1, loss_rose=True),
          ("ended above where it started", ConvergenceWarning)),
-        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=0, train_loss=[2.0, 1.0]),
-         ("no epoch scored better", ConvergenceWarning)),
-        (TrainingResult(stop_reason="max_epochs", n_epochs=2, best_epoch=2, train_loss=[2.0, 1.0]),
+        (TrainingResult(stop_reason="max_steps", n_steps=2, best_step=0, train_loss=[2.0, 1.0]),
+         ("no check scored better", ConvergenceWarning)),
+        (TrainingResult(stop_reason="max_steps", n_steps=2, best_step=2, train_loss=[2.0, 1.0]),
          ("increase max_epochs", ConvergenceWarning)),
     ],
-    ids=["diverged", "interrupted", "rolled back", "rising", "never improved", "out of epochs"],
+    ids=["diverged", "interrupted", "rolled back", "rising", "never improved", "out of steps"],
 )
 def test_each_outcome_has_one_warning(result, expected):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        warn_about_training("Model", result, max_epochs=10)
+        warn_about_training("Model", result, max_epochs=10, max_steps=40)
     assert len(record) == 1 and expected[0] in str(record[0].message) and record[0].category is expected[1]
 
 
-def test_running_out_of_epochs_in_one_of_two_stages_counts_epochs_over_both():
+def test_running_out_of_steps_in_one_of_two_stages_counts_steps_over_both():
     """It used to read 'used all max_epochs=30 epochs ... last improvement at epoch 38' (NVFImageDensity)."""
-    joint = TrainingResult(stop_reason="early_stopping", n_epochs=25, best_epoch=5, train_loss=[2.0, 1.0])
-    prior = TrainingResult(stop_reason="max_epochs", n_epochs=30, best_epoch=13, train_loss=[2.0, 1.0])
+    joint = TrainingResult(stop_reason="early_stopping", n_steps=250, best_step=50, train_loss=[2.0, 1.0])
+    prior = TrainingResult(stop_reason="max_steps", n_steps=300, best_step=130, train_loss=[2.0, 1.0])
     with pytest.warns(ConvergenceWarning) as record:
-        warn_about_training("Model", chain_results(joint, prior), max_epochs=30)
+        warn_about_training("Model", chain_results(joint, prior), max_epochs=30, max_steps=300)
     (message,) = _messages(record)
-    assert "a training stage used all its max_epochs=30" in message
-    assert "epoch 38 of 55, counted over 2 stages" in message
+    assert "a training stage used its budget of 300 steps (max_epochs=30)" in message
+    assert "step 380 of 550, counted over 2 stages" in message
 
 
 def test_a_stable_early_stopped_fit_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_about_training("Model", TrainingResult(stop_reason="early_stopping", train_loss=[2.0, 1.0]), 10)
+        warn_about_training("Model", TrainingResult(stop_reason="early_stopping", train_loss=[2.0, 1.0]), 10, 40)

@@ -12,11 +12,11 @@ from .image_flows import ImageFlow
 from .initialization import initialize_parameters
 from .latent import LatentFlowDensity
 from .sequence import SequenceLatentFlowDensity, sequence_latent_flow
-from .training import EpochReport, TrainingConfig, TrainingData, TrainingResult
+from .training import CheckReport, TrainingConfig, TrainingData, TrainingResult
 
 __all__ = [
+    "CheckReport",
     "DensityModel",
-    "EpochReport",
     "Flow",
     "FlowDensity",
     "ImageFlow",

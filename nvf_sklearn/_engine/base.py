@@ -83,6 +83,14 @@ class DensityModel(nn.Module, ABC):
         """``(n,)`` criterion for early stopping and model selection: ``-log p(x)``."""
         return -self.log_joint(x).logsumexp(dim=-1)
 
+    def training_passes(self) -> int:
+        """Flow passes per row of a training step (what a step costs per row, for budgets)."""
+        return 1
+
+    def validation_passes(self) -> int:
+        """Flow passes per row of :meth:`validation_loss`."""
+        return self.n_states
+
     def chunk_rows(self, device_type: str, states_per_row: int | None = None) -> int:
         """Rows per chunk when scoring (``n_states`` per row) or sampling (one state per row)."""
         budget = CHUNK_BUDGET.get(device_type, CHUNK_BUDGET["cuda"])

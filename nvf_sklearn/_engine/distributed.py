@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .base import DensityModel
-from .training import EpochReport, Strategy, TrainingConfig, TrainingData, TrainingResult, train
+from .training import CheckReport, Strategy, TrainingConfig, TrainingData, TrainingResult, train
 
 
 def in_process_group() -> bool:
@@ -63,17 +63,17 @@ def fit_model(
     config: TrainingConfig,
     seed: int,
     n_processes: int = 1,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_check: Callable[[CheckReport], None] | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place where the environment says: spawned, as a replica, or alone."""
     if n_processes > 1:
-        return _spawn(model, data, config, seed, n_processes, on_epoch)
+        return _spawn(model, data, config, seed, n_processes, on_check)
     generator = torch.Generator(device=data.x.device).manual_seed(seed)
     if in_process_group():
         if dist.get_rank() != 0:
-            on_epoch = None
-        return train(model, data, config, generator, DataParallel(), on_epoch)
-    return train(model, data, config, generator, Strategy(), on_epoch)
+            on_check = None
+        return train(model, data, config, generator, DataParallel(), on_check)
+    return train(model, data, config, generator, Strategy(), on_check)
 
 
 def _worker(
@@ -85,7 +85,7 @@ def _worker(
     config: TrainingConfig,
     seed: int,
     device_type: str,
-    on_epoch: Callable[[EpochReport], None] | None,
+    on_check: Callable[[CheckReport], None] | None,
 ) -> None:
     backend = "nccl" if device_type == "cuda" else "gloo"
     rendezvous = Path(folder, "rendezvous").as_uri()
@@ -99,7 +99,7 @@ def _worker(
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
         model.to(device)
         data = TrainingData(*(t.to(device) if t is not None else None for t in data.__dict__.values()))
-        result = fit_model(model, data, config, seed, on_epoch=on_epoch)
+        result = fit_model(model, data, config, seed, on_check=on_check)
         if rank == 0:
             state = {name: value.cpu() for name, value in model.state_dict().items()}
             torch.save((state, result), Path(folder, "result.pt"))
@@ -113,14 +113,14 @@ def _spawn(
     config: TrainingConfig,
     seed: int,
     world_size: int,
-    on_epoch: Callable[[EpochReport], None] | None,
+    on_check: Callable[[CheckReport], None] | None,
 ) -> TrainingResult:
     device = data.x.device
     cpu_data = TrainingData(*(t.cpu() if t is not None else None for t in data.__dict__.values()))
     with tempfile.TemporaryDirectory() as folder:
         torch.multiprocessing.spawn(
             _worker,
-            args=(world_size, folder, model.cpu(), cpu_data, config, seed, device.type, on_epoch),
+            args=(world_size, folder, model.cpu(), cpu_data, config, seed, device.type, on_check),
             nprocs=world_size,
             join=True,
         )

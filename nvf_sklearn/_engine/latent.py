@@ -108,6 +108,11 @@ class LatentFlowDensity(DensityModel):
         """Gumbel-softmax temperature, annealed geometrically from start to end."""
         return self.temperature_start * (self.temperature_end / self.temperature_start) ** progress
 
+    def training_passes(self) -> int:
+        if self.objective == "elbo":
+            return 1
+        return self.n_states if self.training_states is None else self.training_states
+
     @property
     def n_explored(self) -> int:
         """Random states tried per row and step when training on a subset of the states."""

@@ -69,6 +69,13 @@ class Adam:
         torch._foreach_mul_(updates, (learning_rate / bias_correction1).to(dtype))
         torch._foreach_sub_(self.parameters, updates)
 
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Zero moments and step count in place, as a fresh optimiser (a captured step keeps its tensors)."""
+        torch._foreach_zero_(self.first_moments)
+        torch._foreach_zero_(self.second_moments)
+        self.step_count.zero_()
+
     def state_dict(self) -> dict[str, list[Tensor] | Tensor]:
         """Copies of the moments and the step count."""
         return {

@@ -172,6 +172,13 @@ class TrainStep:
             with torch.no_grad():
                 torch._foreach_copy_(self.parameters, current)
 
+    @torch.no_grad()
+    def restart(self) -> None:
+        """Fresh optimiser moments, and a weight average that restarts at the current parameters."""
+        self.optimizer.reset()
+        if self.average is not None:
+            torch._foreach_copy_(self.average, self.parameters)
+
     def state_dict(self) -> dict:
         state = self.optimizer.state_dict()
         if self.average is not None:

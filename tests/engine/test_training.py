@@ -1,4 +1,4 @@
-"""The training ladder: divergence recovery, best-state restore, interruption, stages, padding."""
+"""The training ladder: divergence recovery, best-state restore, interruption, stages, batches, schedule."""
 
 import math
 
@@ -8,14 +8,14 @@ import torch
 from nvf_sklearn._engine.flow_density import FlowDensity
 from nvf_sklearn._engine.flows import spline_flow
 from nvf_sklearn._engine.initialization import initialize_parameters
+from nvf_sklearn._engine.schedule import Schedule
 from nvf_sklearn._engine.training import (
     Strategy,
     TrainingConfig,
     TrainingData,
-    batches,
+    batch_stream,
     chain_results,
-    run_epoch,
-    scheduled_learning_rate,
+    run_period,
     train,
     TrainingResult,
 )
@@ -25,7 +25,10 @@ N_ROWS, BATCH_SIZE = 200, 50
 
 
 class Sabotaged(FlowDensity):
-    """A flow whose loss turns NaN (or raises) on chosen epoch attempts (0-based); optionally two stages."""
+    """A flow whose loss turns NaN (or raises) in chosen validation periods (0-based); optionally two stages.
+
+    With the settings of :func:`_fit` a period is one epoch (``BATCH_SIZE`` divides ``N_ROWS``).
+    """
 
     def __init__(self, bad_epochs=(), interrupt_at=None, interrupt_validation_at=None, stages=("all",)):
         super().__init__(spline_flow(2, n_layers=2, hidden_size=8))
@@ -62,10 +65,14 @@ def _data(generator):
     return TrainingData(x, torch.ones(N_ROWS), x_val, torch.ones(50))
 
 
+STEPS_PER_EPOCH = N_ROWS // BATCH_SIZE
+
+
 def _fit(module, epochs=6, **config):
+    """Train for ``epochs`` periods of one epoch each (one check per epoch)."""
     generator = torch.Generator().manual_seed(0)
-    settings = {**dict(max_epochs=epochs, batch_size=BATCH_SIZE, learning_rate=1e-2, patience=100, warmup_epochs=0),
-                **config}  # fmt: skip
+    settings = {**dict(max_steps=epochs * STEPS_PER_EPOCH, validation_interval=STEPS_PER_EPOCH, batch_size=BATCH_SIZE,
+                       learning_rate=1e-2, patience=100, warmup_steps=0, schedule="plateau"), **config}  # fmt: skip
     return train(module, _data(generator), TrainingConfig(**settings), generator)
 
 
@@ -73,11 +80,12 @@ def test_a_nan_epoch_is_rolled_back_and_training_continues():
     module = Sabotaged(bad_epochs={2})
     result = _fit(module)
     assert result.n_recoveries == 1
-    assert result.stop_reason == "max_epochs"
+    assert result.stop_reason == "max_steps"
     assert all(math.isfinite(v) for v in result.train_loss + result.validation_loss)
     assert all(torch.isfinite(p).all() for p in module.parameters())
-    # The epoch after the roll-back ran at half the scheduled learning rate.
+    # The period after the roll-back ran at half the scheduled learning rate; the rolled-back period did not count.
     assert result.learning_rate[2] < result.learning_rate[1] * 0.6
+    assert result.n_steps == 6 * STEPS_PER_EPOCH and len(result.train_loss) == 6
 
 
 def test_repeated_divergence_stops_with_the_best_state():
@@ -85,7 +93,7 @@ def test_repeated_divergence_stops_with_the_best_state():
     result = _fit(module, epochs=20, max_recoveries=2)
     assert result.stop_reason == "diverged"
     assert result.n_recoveries == 3
-    assert result.best_epoch <= 3
+    assert result.best_step <= 3 * STEPS_PER_EPOCH
     assert torch.isfinite(module.log_joint(torch.randn(10, 2))).all()
 
 
@@ -94,8 +102,8 @@ def test_keyboard_interrupt_keeps_the_best_model(where):
     module = Sabotaged(interrupt_at=3) if where == "step" else Sabotaged(interrupt_validation_at=5)
     result = _fit(module)
     assert result.stop_reason == "interrupted"
-    assert result.n_epochs == 3
-    assert 1 <= result.best_epoch <= 3
+    assert result.n_steps == 3 * STEPS_PER_EPOCH
+    assert STEPS_PER_EPOCH <= result.best_step <= 3 * STEPS_PER_EPOCH
     assert not module.training
     assert all(p.requires_grad for p in module.parameters())
 
@@ -110,14 +118,16 @@ def test_stages_run_in_order_and_chain_their_records():
     module = Sabotaged(stages=("first", "second"))
     result = _fit(module, epochs=3)
     assert module.entered == ["first", "second"]
-    assert result.n_epochs == 6 and len(result.train_loss) == 6
+    assert result.n_steps == 6 * STEPS_PER_EPOCH and len(result.train_loss) == 6
+    assert result.steps == [STEPS_PER_EPOCH * (i + 1) for i in range(6)]
 
 
-def test_chain_results_keeps_the_worse_stop_reason_and_counts_epochs_on():
-    first = TrainingResult(train_loss=[1.0], best_epoch=1, n_epochs=1, stop_reason="early_stopping")
-    second = TrainingResult(train_loss=[0.5], best_epoch=0, n_epochs=1, stop_reason="max_epochs")
+def test_chain_results_keeps_the_worse_stop_reason_and_counts_steps_on():
+    first = TrainingResult(train_loss=[1.0], steps=[4], best_step=4, n_steps=4, stop_reason="early_stopping")
+    second = TrainingResult(train_loss=[0.5], steps=[4], best_step=0, n_steps=4, stop_reason="max_steps")
     chained = chain_results(first, second)
-    assert chained.stop_reason == "max_epochs" and chained.n_epochs == 2 and chained.best_epoch == 1
+    assert chained.stop_reason == "max_steps" and chained.n_steps == 8 and chained.best_step == 4
+    assert chained.steps == [4, 8]
 
 
 def test_validation_loss_decreases_on_easy_data():
@@ -125,75 +135,85 @@ def test_validation_loss_decreases_on_easy_data():
     assert result.best_loss < result.validation_loss[0]
 
 
-@pytest.mark.parametrize("pad", [False, True])
-def test_batches_cover_every_row_once_and_padding_has_weight_zero(pad):
-    order = torch.randperm(23, generator=torch.Generator().manual_seed(0))
-    weights = torch.arange(1.0, 24.0)
-    seen, total = [], 0.0
-    for index, batch_weights in batches(order, weights, 5, pad):
-        assert index.shape == batch_weights.shape and (index.shape[0] == 5 or not pad)
-        real = batch_weights > 0
-        seen += index[real].tolist()
-        total += batch_weights.sum().item()
-    assert sorted(seen) == list(range(23)) and total == weights.sum().item()
+@pytest.mark.parametrize("n_rows, batch_size", [(23, 5), (20, 5), (4, 7)])
+def test_the_batch_stream_has_full_batches_and_visits_every_row_once_per_epoch(n_rows, batch_size):
+    stream = batch_stream(n_rows, batch_size, torch.Generator().manual_seed(0), Strategy(), torch.device("cpu"))
+    batch = min(batch_size, n_rows)
+    drawn = torch.cat([next(stream) for _ in range(3 * n_rows)])  # 3 * batch epochs' worth of rows
+    assert all(next(stream).shape[0] == batch for _ in range(5))
+    for epoch in range(3 * batch):
+        assert sorted(drawn[epoch * n_rows : (epoch + 1) * n_rows].tolist()) == list(range(n_rows))
 
 
-def test_a_padded_epoch_has_the_exact_weighted_objective():
-    """Static batch shapes (compiled steps) pad the last batch with rows of weight zero: the epoch's loss is exact."""
+def test_a_period_reports_the_exact_weighted_objective_of_its_batches():
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(23, 2, generator=generator, dtype=torch.float64)
-    weights = torch.rand(23, generator=generator, dtype=torch.float64) + 0.5
+    x = torch.randn(20, 2, generator=generator, dtype=torch.float64)
+    weights = torch.rand(20, generator=generator, dtype=torch.float64) + 0.5
     model = FlowDensity(spline_flow(2, n_layers=1, hidden_size=4)).double()
     initialize_parameters(model, generator)
-    data = TrainingData(x, weights)
     step = TrainStep(model, list(model.parameters()), 0.0, 5.0)  # a zero learning rate: parameters stay put
-    step.captured = True  # as after a successful capture: the last batch is padded
-    padded = run_epoch(step, data, TrainingConfig(batch_size=5), generator, Strategy(), 0)
+    stream = batch_stream(20, 5, generator, Strategy(), x.device)
+    loss = run_period(step, TrainingData(x, weights), stream, Schedule(0.0, 4), 0, 4, generator, Strategy())
     with torch.no_grad():
         exact = ((-model.log_joint(x)[:, 0] * weights).sum() / weights.sum()).item()
-    assert padded == pytest.approx(exact, rel=1e-12)
+    assert loss == pytest.approx(exact, rel=1e-12)  # 4 steps of 5 rows: one epoch
 
 
-def test_the_eager_epoch_computes_what_the_torch_optim_loop_computed():
-    """The step (own Adam, clipping, weighted loss) reproduces the pre-redesign loop to float32 rounding.
+def test_the_eager_steps_compute_what_the_torch_optim_loop_computed():
+    """The step (own Adam, clipping, weighted loss) reproduces a torch.optim loop to float32 rounding.
 
-    That loop was torch.optim.Adam(foreach=True) with clip_grad_norm_(5) and a cosine learning rate per epoch.
+    The reference is torch.optim.Adam(foreach=True) with clip_grad_norm_(5) and a cosine learning rate per step,
+    on the same stream of batches.
     """
-    config = TrainingConfig(max_epochs=3, batch_size=50, learning_rate=1e-2, schedule="cosine")
+    config = TrainingConfig(max_steps=12, batch_size=50, learning_rate=1e-2, warmup_steps=3)
+    schedule = config.schedule_for_stage()
     data = _data(torch.Generator().manual_seed(0))
     ours, reference = Sabotaged(), Sabotaged()
     step = TrainStep(ours, list(ours.parameters()), config.learning_rate, config.gradient_clip)
     generator = torch.Generator().manual_seed(1)
-    for epoch in range(config.max_epochs):
-        step.learning_rate.fill_(scheduled_learning_rate(config, epoch))
-        run_epoch(step, data, config, generator, Strategy(), epoch)
+    stream = batch_stream(N_ROWS, config.batch_size, generator, Strategy(), data.x.device)
+    run_period(step, data, stream, schedule, 0, config.max_steps, generator, Strategy())
 
     optimizer = torch.optim.Adam(reference.parameters(), lr=config.learning_rate, foreach=True)
     generator = torch.Generator().manual_seed(1)
-    for epoch in range(config.max_epochs):
+    stream = batch_stream(N_ROWS, config.batch_size, generator, Strategy(), data.x.device)
+    for number in range(config.max_steps):
+        index = next(stream)
         for group in optimizer.param_groups:
-            group["lr"] = scheduled_learning_rate(config, epoch)
-        order = torch.randperm(N_ROWS, generator=generator)
-        for start in range(0, N_ROWS, config.batch_size):
-            index = order[start : start + config.batch_size]
-            loss = (reference.training_loss(data.x[index], None, None) * data.weights[index]).sum() / data.weights[index].sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(reference.parameters(), config.gradient_clip, foreach=True)
-            optimizer.step()
+            group["lr"] = schedule.rate(number)
+        loss = (reference.training_loss(data.x[index], None, None) * data.weights[index]).sum() / data.weights[index].sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), config.gradient_clip, foreach=True)
+        optimizer.step()
     for a, b in zip(ours.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b, atol=2e-6, rtol=1e-5)
 
 
+def test_warm_up_then_cosine_decay_over_the_step_budget():
+    schedule = Schedule(1.0, total_steps=101, warmup_steps=4, kind="cosine", final_fraction=0.0)
+    assert [schedule.rate(step) for step in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0], rel=3e-3)
+    assert schedule.rate(50) == pytest.approx(0.5) and schedule.rate(100) == pytest.approx(0.0, abs=1e-12)
+    schedule.back_off()
+    assert schedule.rate(50) == pytest.approx(0.25)
+
+
 def test_warm_up_then_halving_on_plateaus():
-    config = TrainingConfig(learning_rate=1.0, warmup_epochs=4, schedule="plateau")
-    assert [scheduled_learning_rate(config, epoch) for epoch in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
-    # A model that never improves on validation: the rate halves every patience // 4 epochs.
+    schedule = Schedule(1.0, total_steps=100, warmup_steps=4, kind="plateau", plateau_checks=2)
+    assert [schedule.rate(step) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    # A model that never improves on validation: the rate halves every plateau_checks checks.
     module = Sabotaged()
     module.validation_loss = lambda x: torch.full((x.shape[0],), 1e9)
-    result = _fit(module, epochs=9, patience=8, schedule="plateau")
+    result = _fit(module, epochs=9, patience=8, plateau_checks=2)
     assert result.learning_rate == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3, 1.25e-3, 1.25e-3])
-    assert result.stop_reason == "early_stopping" and result.best_epoch == 0
+    assert result.stop_reason == "early_stopping" and result.best_step == 0
+
+
+def test_early_stopping_waits_for_the_stalled_steps_floor():
+    module = Sabotaged()
+    module.validation_loss = lambda x: torch.full((x.shape[0],), 1e9)
+    result = _fit(module, epochs=20, patience=2, min_stalled_steps=5 * STEPS_PER_EPOCH)
+    assert result.stop_reason == "early_stopping" and result.n_steps == 5 * STEPS_PER_EPOCH
 
 
 def test_the_kept_model_is_the_weight_average_the_validation_scored():
