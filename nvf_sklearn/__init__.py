@@ -19,4 +19,4 @@ from ._nvf import NVFDensity
 from ._nvf_image import NVFImageDensity
 
 __all__ = ["NFDensity", "NFImageDensity", "NVFDensity", "NVFImageDensity"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

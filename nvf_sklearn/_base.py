@@ -221,8 +221,11 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             n_processes=self.n_devices,
         )
 
+    def _compile(self, device: torch.device) -> bool:
+        """``compile="auto"``: capture the step on CUDA only (on a CPU compiling costs more than it saves)."""
+        return device.type == "cuda" if self.compile == "auto" else bool(self.compile)
+
     def _training_config(self, budget: TrainingBudget, device: torch.device) -> TrainingConfig:
-        compile = device.type == "cuda" if self.compile == "auto" else bool(self.compile)
         return TrainingConfig(
             max_steps=budget.max_steps,
             batch_size=budget.batch_size,
@@ -234,7 +237,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             warmup_steps=budget.warmup_steps,
             weight_decay=self.weight_decay,
             weight_averaging=budget.averaging_steps,
-            compile=compile,
+            compile=self._compile(device),
         )
 
     def _train(self, model, data: TrainingData, preprocessor, budget: TrainingBudget, seed: int) -> TrainingResult:
@@ -254,6 +257,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         log_det, has_validation = preprocessor.log_det, data.has_validation
         self.module_ = model
         self.device_ = str(next(model.parameters()).device)
+        self.compile_ = self._compile(next(model.parameters()).device) and result.compile_error is None
         self.preprocessor_ = preprocessor
         self._sampling_random_state = np.random.RandomState(seed)
         self.batch_size_ = budget.batch_size

@@ -38,27 +38,47 @@ class NFDensity(TabularFlowDensity):
         Fraction of the conditioners' hidden units dropped in training
         (measured: it helps NVFDensity on 10,000 rows, not on 32,768, and
         slows NFDensity's convergence; see the user guide).
-    max_epochs : int, default=200
-        Largest number of passes over the training data.
+    max_epochs : int or "auto", default="auto"
+        Training budget. An int allows at most that many passes over the
+        training rows (``max_epochs * n_rows / batch_size_`` optimiser
+        steps); ``"auto"`` sizes the budget by the data: about
+        ``8 * sqrt(n_rows)`` steps (at least 250), so 1,600 rows train for
+        about 300 steps and 100,000 rows for about 2,500
+        (:class:`NVFDensity`, which starts from a Gaussian mixture, needs
+        ``2.5 * sqrt(n_rows)``). The resolved budget is ``max_steps_``; the
+        learning-rate schedule decays over it and early stopping may end it
+        sooner.
     batch_size : int or "auto", default="auto"
-        Rows per gradient step; ``"auto"`` is 256.
-    learning_rate : float, default=1e-3
-        Adam learning rate. It warms up linearly over the first 3 epochs.
-    learning_rate_schedule : {"plateau", "cosine"}, default="plateau"
-        ``"plateau"``: halve the learning rate after every ``patience // 4``
-        epochs without a validation improvement, so its decay follows the
-        epochs actually run; ``"cosine"``: decay it to 1% over ``max_epochs``.
+        Rows per optimiser step. ``"auto"``: on a CPU, a sixteenth of the
+        training rows as a power of two between 512 and 1,024 (a CPU step of
+        this network costs nearly the same for 256 rows as for 1,024); on a
+        GPU, 4,096 (at most the training rows). The value used is
+        ``batch_size_``.
+    learning_rate : float, default=3e-3
+        Peak Adam learning rate for a batch of 256 rows; a batch of ``b``
+        rows uses ``learning_rate * sqrt(b / 256)`` (``learning_rate_``).
+        It warms up linearly over the first few steps.
+    learning_rate_schedule : {"cosine", "plateau"}, default="cosine"
+        ``"cosine"``: decay to 1% over the step budget ``max_steps_``;
+        ``"plateau"``: constant, halved after every 5 validation checks
+        without improvement.
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of every trained parameter.
+        Decoupled (AdamW) weight decay of every trained parameter, per unit
+        of learning rate.
     weight_averaging : float or None, default=1.5
         Keep an exponential moving average of the weights over about this
-        many epochs; validation, early stopping and the kept model use it.
-        None: the raw weights.
+        many epochs (between 4% and 10% of the step budget); validation,
+        early stopping and the kept model use it. None: the raw weights.
     validation_fraction : float, default=0.1
         Fraction of the rows held out for early stopping and best-model
         selection. With 0, the training loss is monitored instead.
-    patience : int, default=20
-        Epochs without validation improvement before training stops.
+    patience : int, default=6
+        Validation checks without improvement before training stops; it
+        stops only once a quarter of the step budget has also passed since
+        the best check. Checks come every ``validation_interval_`` steps:
+        about a hundred per budget, but never so often that scoring the
+        validation rows (exactly, every state) costs more than a fifth of
+        the training between checks.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the model and its computations.
     device : str or torch.device, default="auto"
@@ -75,14 +95,16 @@ class NFDensity(TabularFlowDensity):
         Capture the training step as one compiled graph (``torch.compile``;
         CUDA graphs on a GPU). ``"auto"``: on for CUDA, off for the CPU, where
         compiling costs minutes for little gain. A capture that fails falls
-        back to eager training with a warning.
+        back to eager training with a warning; ``compile_`` says whether the
+        step ran captured.
     random_state : int, RandomState instance or None, default=None
         Controls initialisation, the validation split, batch order and the
         sampling stream. The global NumPy and torch generators are left
         untouched when it is set.
     verbose : int, default=0
-        1: one progress line, updated in place (epoch, validation score, time
-        left); 2: one line per epoch; 0: silent, as scikit-learn estimators are.
+        1: one progress line, updated in place (step, validation score, time
+        left); 2: one line per validation check; 0: silent, as scikit-learn
+        estimators are.
 
     Attributes
     ----------
@@ -94,16 +116,32 @@ class NFDensity(TabularFlowDensity):
         The fitted standardisation; ``location_`` and ``scale_`` are its
         per-feature location and scale, each of shape (`n_features_in_`,).
     n_iter_ : int
-        Epochs run.
-    best_epoch_ : int
-        Epoch whose weights were kept (0: the initial model).
+        Passes over the training rows run (``n_steps_`` in epochs, rounded).
+    n_steps_ : int
+        Optimiser steps run.
+    best_step_ : int
+        Step whose weights were kept (0: the initial model).
     converged_ : bool
         True when early stopping ended training.
+    batch_size_, learning_rate_, max_steps_, validation_interval_ : int, float, int, int
+        What ``batch_size``, ``learning_rate`` and ``max_epochs`` resolved to
+        for this fit: rows per step, peak learning rate, step budget, and the
+        steps between validation checks.
+    dropout_ : float
+        The dropout the conditioners trained with.
+    compile_ : bool
+        Whether the training step ran captured (``compile`` resolved, and
+        the capture succeeded).
+    n_threads_ : int
+        CPU threads the fit ran on: the cores this process was given
+        (``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS`` and
+        joblib's workers), or one where a step is too small to share.
     loss_curve_ : list of float
-        Mean training negative log-likelihood per epoch (nats, units of X).
+        Mean training negative log-likelihood over the steps before each
+        validation check (nats, units of X).
     validation_scores_ : list of float
-        Mean validation log-likelihood per epoch (nats, units of X); empty
-        when ``validation_fraction=0``.
+        Mean validation log-likelihood at each check (nats, units of X);
+        empty when ``validation_fraction=0``.
     best_validation_score_ : float or None
         Best entry of ``validation_scores_``.
     n_parameters_ : int
@@ -182,7 +220,7 @@ class NFDensity(TabularFlowDensity):
         )
 
     #: A flow from the identity needs more steps than NVF's warm-started states (measured, see the user guide).
-    _budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, steps_per_sqrt_row=4.0)
+    _budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, steps_per_sqrt_row=8.0)
 
     def _build_model(self, n_features: int) -> FlowDensity:
         return FlowDensity(self._spline_flow(n_features))

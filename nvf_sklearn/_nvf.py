@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -61,18 +62,23 @@ class NVFDensity(TabularFlowDensity):
         After the state's affine map, give every state its own element-wise
         spline per feature (the skew and tails of its marginals), for
         ``K * d * (3 * n_bins - 1)`` parameters.
-    training_states : int or None, default=4
+    training_states : int, "auto" or None, default="auto"
         With the exact objective, train each row on this many of the states
         only: the ones most responsible for it (re-ranked at every step) and
-        one random other, for ``training_states`` rather than K flow passes
-        per row. None (or at least K): all K states. Validation, early
-        stopping and every score stay exact over all K.
+        ``max(1, training_states // 4)`` random others, for
+        ``training_states`` rather than K flow passes per row. ``"auto"``:
+        the states a row needs to hold 99% of its posterior under the warm
+        start (for 90% of the rows), plus one random, from 2 to 4: 2 for
+        well-separated clusters, more where states overlap (low dimensions,
+        or more states than clusters); ``training_states_`` says which.
+        None (or at least K): all K states. Validation, early stopping and
+        every score stay exact over all K.
     encoder_hidden_sizes : tuple of int, default=(256, 256, 256)
         Hidden layers of the encoder MLP q(k | x); only ``objective="elbo"``
         builds and trains an encoder.
     temperature_start, temperature_end : float, default=1.0, 1.0
         Gumbel-softmax temperature of the ELBO, annealed geometrically from
-        start to end over ``max_epochs``. The default is the original fixed
+        start to end over the step budget. The default is the original fixed
         tau = 1: annealing to 0.1 was measured worse (checkerboard, K = 8: gap
         to the true density 0.155 vs 0.097 nats).
     n_layers : int, default=5
@@ -91,13 +97,12 @@ class NVFDensity(TabularFlowDensity):
     dropout : float or "auto", default="auto"
         Fraction of the conditioners' hidden units dropped in training.
         ``"auto"``: 0.1 from 16 features up, none below (measured on skewed
-        clusters with 32,768 rows: at 16-D it lowered the gap to the truth
-        from 0.278 / 0.263 to 0.237 / 0.222 nats on two data seeds; at 8-D
-        it changed little; see the user guide).
-    weight_decay : float, default=0.5
-        Decoupled (AdamW) weight decay of every trained parameter (measured:
-        0.07 nats better than none on 8-D clusters with 32,768 rows; decaying
-        the shared networks only was 0.02 nats worse).
+        clusters: see the user guide); ``dropout_`` says which.
+    weight_decay : float, default=0.1
+        Decoupled (AdamW) weight decay of every trained parameter, per unit
+        of learning rate (0.1 at this estimator's learning rates shrinks the
+        weights per step as 0.5 did at the former 1e-3; 0.5 at the new rates
+        decays the warm start away on small tables: see the user guide).
     max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
         As in :class:`NFDensity`.
     random_state : int, RandomState instance or None, default=None
@@ -115,15 +120,18 @@ class NVFDensity(TabularFlowDensity):
         States that carry at least one training row's worth of posterior mass.
     state_affine_ : {"diagonal", "full"}
         The state map the fit used (what ``state_affine="auto"`` chose).
+    training_states_ : int or None
+        States trained per row (what ``training_states`` resolved to; K when
+        all are trained; None with ``objective="elbo"``).
     module_ : torch.nn.Module
         The fitted ``LatentFlowDensity``, in eval mode on ``device_``.
-    device_, preprocessor_, n_iter_, best_epoch_, converged_, n_parameters_, n_features_in_, feature_names_in_ :
+    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, max_steps_, validation_interval_, n_threads_, n_parameters_, n_features_in_, feature_names_in_ :
         As in :class:`NFDensity`.
     loss_curve_ : list of float
-        Training objective per epoch (negative log-likelihood, or negative
-        ELBO, nats per sample in the units of X).
+        Training objective over the steps before each check (negative
+        log-likelihood, or negative ELBO, nats per sample in the units of X).
     validation_scores_ : list of float
-        Exact mean validation log-likelihood per epoch (nats, units of X).
+        Exact mean validation log-likelihood at each check (nats, units of X).
     best_validation_score_ : float or None
         Best entry of ``validation_scores_``.
 
@@ -237,6 +245,7 @@ class NVFDensity(TabularFlowDensity):
             )
 
     def _build_model(self, n_features: int) -> LatentFlowDensity:
+        self._warn_about_unused_parameters()
         return LatentFlowDensity(
             self._spline_flow(
                 n_features,
@@ -252,6 +261,22 @@ class NVFDensity(TabularFlowDensity):
             temperature_end=self.temperature_end,
             training_states=self._training_states(),
         )
+
+    def _warn_about_unused_parameters(self) -> None:
+        """Warn once per fit about each parameter set away from its default that the chosen objective ignores."""
+        defaults = type(self)().get_params()
+        unused = {"exact": ("encoder_hidden_sizes", "temperature_start", "temperature_end"),
+                  "elbo": ("training_states",)}[self.objective]  # fmt: skip
+        for name in unused:
+            value = getattr(self, name)
+            if value != defaults[name] and not (name == "encoder_hidden_sizes" and tuple(value) == defaults[name]):
+                other = "elbo" if self.objective == "exact" else "exact"
+                warnings.warn(
+                    f"{name}={value!r} has no effect with objective={self.objective!r}; it is used only with "
+                    f"objective={other!r}.",
+                    UserWarning,
+                    stacklevel=5,
+                )
 
     def _training_states(self) -> int | None:
         """The states trained per row, as built (``"auto"`` builds the most it may choose; the start decides)."""
@@ -283,7 +308,7 @@ class NVFDensity(TabularFlowDensity):
             return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)
 
         model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
-        if self.training_states == "auto" and model.training_states is not None:  # the start's overlap decides
+        if self.training_states == "auto" and self.objective == "exact":  # the start's overlap decides
             low, high = AUTO_TRAINING_STATES
             chosen = min(max(start.states_per_row + 1, low), high)
             model.training_states = chosen if chosen < self.n_latent else None

@@ -11,6 +11,9 @@ from ._compat import Interval
 from ._engine import SequenceLatentFlowDensity, sequence_latent_flow
 from ._image import BaseImageDensity
 
+#: Attention heads of the code prior (``sequence_latent_flow``'s default): ``code_prior_width`` is split over them.
+CODE_PRIOR_HEADS = 4
+
 
 class NVFImageDensity(BaseImageDensity):
     """Normalizing Variational Flow for images: a spline flow conditioned on a sequence of codes.
@@ -48,9 +51,9 @@ class NVFImageDensity(BaseImageDensity):
         Code sequences per image summed in :meth:`score_samples`; larger is
         tighter and slower.
     max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_decay, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, random_state, verbose :
-        As in :class:`NFImageDensity`. ``max_epochs``, ``patience`` and the
+        As in :class:`NFImageDensity`. The step budget, ``patience`` and the
         learning-rate schedule apply to each of the two training stages, so
-        ``n_iter_`` can reach ``2 * max_epochs``.
+        ``n_steps_`` can reach ``2 * max_steps_``.
 
     Attributes
     ----------
@@ -61,9 +64,9 @@ class NVFImageDensity(BaseImageDensity):
     module_ : torch.nn.Module
         The fitted ``SequenceLatentFlowDensity``, in eval mode on ``device_``.
     validation_scores_ : list of float
-        Top-1 lower bound on the mean validation log-likelihood per epoch
+        Top-1 lower bound on the mean validation log-likelihood per check
         (nats, pixel units), joint stage first, then the prior stage.
-    device_, preprocessor_, n_iter_, best_epoch_, converged_, loss_curve_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
+    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, max_steps_, validation_interval_, n_threads_, loss_curve_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
         As in :class:`NFImageDensity`.
 
     See Also
@@ -160,16 +163,27 @@ class NVFImageDensity(BaseImageDensity):
         self.top_m = top_m
 
     def _build_model(self, n_features: int) -> SequenceLatentFlowDensity:
+        if self.code_prior_width % CODE_PRIOR_HEADS:
+            raise ValueError(
+                f"code_prior_width={self.code_prior_width} must be a multiple of the code prior's "
+                f"{CODE_PRIOR_HEADS} attention heads; use e.g. {CODE_PRIOR_HEADS * max(1, self.code_prior_width // CODE_PRIOR_HEADS)}."
+            )
         return sequence_latent_flow(
             self._image_flow(n_features, context_channels=self.code_dim),
             self.n_codes,
             n_downsamples=self.n_downsamples,
             encoder_channels=self.encoder_channels,
             prior_layers=self.code_prior_layers,
+            prior_heads=CODE_PRIOR_HEADS,
             prior_embd=self.code_prior_width,
             top_m=self.top_m,
             n_levels=self.n_levels,
         )
+
+    def _iter_model_rows(self, X: np.ndarray):
+        # top_m is read when scoring, so set_params(top_m=...) after a fit takes effect.
+        self.module_.top_m = self.top_m
+        return super()._iter_model_rows(X)
 
     def _set_diagnostics(self, X_train: np.ndarray) -> None:
         counts = np.zeros(self.n_codes)

@@ -56,6 +56,7 @@ class TabularFlowDensity(BaseFlowDensity):
         return Standardizer()
 
     def _spline_flow(self, n_features: int, **conditioning) -> Flow:
+        self.dropout_ = self._dropout(n_features)
         return spline_flow(
             n_features,
             n_layers=self.n_layers,
@@ -64,7 +65,7 @@ class TabularFlowDensity(BaseFlowDensity):
             n_bins=self.n_bins,
             tail_bound=self.tail_bound,
             lu_linear=self.lu_linear,
-            dropout=self._dropout(n_features),
+            dropout=self.dropout_,
             **conditioning,
         )
 

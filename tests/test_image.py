@@ -155,3 +155,18 @@ def test_bad_pixels_are_rejected_and_the_fit_kept(fitted_image_flow, digits, cha
 def test_validation_images_are_checked(digits):
     with pytest.raises(ValueError, match="integer pixel levels"):
         NFImageDensity(**TINY_IMAGE).fit(digits, validation_data=np.minimum(digits[:10] + 0.5, 16))
+
+
+def test_top_m_is_read_when_scoring_so_set_params_after_a_fit_takes_effect(fitted_codes, digits):
+    X = digits[:20] + 0.5
+    wide = fitted_codes.score_samples(X)
+    top_m = fitted_codes.top_m
+    narrow = fitted_codes.set_params(top_m=1).score_samples(X)
+    fitted_codes.set_params(top_m=top_m)
+    assert np.all(narrow <= wide + 1e-9) and np.any(narrow < wide - 1e-6)
+    np.testing.assert_array_equal(fitted_codes.score_samples(X), wide)
+
+
+def test_a_code_prior_width_off_its_heads_names_the_parameter(digits):
+    with pytest.raises(ValueError, match="code_prior_width=30 must be a multiple"):
+        NVFImageDensity(4, code_prior_width=30, **TINY_IMAGE).fit(digits[:50])

@@ -1,6 +1,7 @@
 """NVFDensity: exact likelihood and posterior, clusters, K selection, sampling."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import chisquare
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
@@ -162,3 +164,22 @@ def test_auto_dropout_acts_from_sixteen_features_up(n_features, expected):
     rates = {m.p for m in estimator.module_.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == ({expected} if expected else set())
     assert estimator.dropout == "auto"  # the parameter is left as given
+
+
+@pytest.mark.parametrize(
+    "objective, parameter, value",
+    [("exact", "encoder_hidden_sizes", (32,)), ("exact", "temperature_end", 0.5), ("elbo", "training_states", 3)],
+)
+def test_a_parameter_the_objective_ignores_warns_once_and_names_the_mode_that_uses_it(moons, objective, parameter, value):
+    estimator = NVFDensity(2, objective=objective, **{parameter: value}, **FAST)
+    with pytest.warns(UserWarning, match=f"{parameter}=.*no effect with objective='{objective}'") as record:
+        estimator.fit(moons)
+    assert sum(parameter in str(w.message) for w in record) == 1
+
+
+def test_defaults_and_used_parameters_do_not_warn(moons):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a 3-epoch budget runs out
+        NVFDensity(2, **FAST).fit(moons)
+        NVFDensity(2, objective="elbo", temperature_end=0.5, **FAST).fit(moons)
