@@ -6,6 +6,7 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
@@ -75,16 +76,17 @@ def test_sample_rejects_bad_counts(fitted_nf, n_samples):
 @pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), (None, None)])
 def test_pickle_and_joblib_round_trips_are_exact(moons, tmp_path, dump, load):
     estimator = NFDensity(**FAST).fit(moons)
+    scores_before = estimator.score_samples(moons)
     if dump is None:
         path = tmp_path / "model.joblib"
         joblib.dump(estimator, path)
         restored = joblib.load(path)
     else:
         restored = load(dump(estimator))
-    np.testing.assert_array_equal(restored.score_samples(moons), estimator.score_samples(moons))
+    # Pickling did not disturb the original: it scores exactly as before the dump.
+    np.testing.assert_array_equal(estimator.score_samples(moons), scores_before)
+    np.testing.assert_array_equal(restored.score_samples(moons), scores_before)
     np.testing.assert_array_equal(restored.sample(10)[0], estimator.sample(10)[0])
-    # Pickling did not disturb the original.
-    assert hasattr(estimator.module_, "log_joint")
 
 
 def test_fitted_diagnostics(moons):
@@ -96,7 +98,17 @@ def test_fitted_diagnostics(moons):
     n_checks = math.ceil(estimator.n_steps_ / estimator.validation_interval_)
     assert len(estimator.loss_curve_) == len(estimator.validation_scores_) == n_checks > 1
     assert 0 <= estimator.best_step_ <= estimator.n_steps_
-    assert estimator.best_validation_score_ == max(estimator.validation_scores_ + [-np.inf]) or estimator.best_step_ == 0
+    # Checks every validation_interval_ steps, the last one after a possibly shorter period.
+    interval = estimator.validation_interval_
+    check_steps = [min((i + 1) * interval, estimator.n_steps_) for i in range(n_checks)]
+    assert check_steps[-1] == estimator.n_steps_
+    best, best_check = estimator.best_validation_score_, max(estimator.validation_scores_)
+    # The best is the starting state (step 0) or a check, and only a strict improvement on the start moves it.
+    assert best >= best_check
+    assert (estimator.best_step_ == 0) == (best > best_check)
+    if estimator.best_step_ > 0:
+        assert estimator.best_step_ in check_steps
+        assert estimator.validation_scores_[check_steps.index(estimator.best_step_)] == best
     assert estimator.converged_ is False
     assert estimator.device_ == "cpu"
     assert estimator.n_parameters_ > 0
@@ -188,15 +200,42 @@ def test_global_random_generators_are_left_untouched(moons):
 
 def test_float64_models(moons):
     estimator = NFDensity(**{**FAST, "dtype": "float64"}).fit(moons)
-    assert next(estimator.module_.parameters()).dtype.is_floating_point
-    assert str(next(estimator.module_.parameters()).dtype) == "torch.float64"
+    dtypes = {name: parameter.dtype for name, parameter in estimator.module_.named_parameters()}
+    assert dtypes and set(dtypes.values()) == {torch.float64}, dtypes
+    buffers = {name: buffer.dtype for name, buffer in estimator.module_.named_buffers() if buffer.is_floating_point()}
+    assert set(buffers.values()) <= {torch.float64}, buffers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="package bug: _engine/initialization.py draws the initial weights (torch.rand/randn in _draw) in the "
+    "parameter's dtype, and a float64 draw consumes the generator differently from a float32 one, so the same "
+    "random_state starts a float64 and a float32 fit from different weights (mean relative score difference "
+    "4.3e-2 on moons; drawing in float64 and casting gives 3.6e-7)",
+)
+def test_float64_fit_matches_the_float32_fit(moons):
+    """dtype changes the precision only: with the same random_state the two fits land on nearly the same density."""
+    estimator = NFDensity(**{**FAST, "dtype": "float64"}).fit(moons)
+    single = NFDensity(**FAST).fit(moons)
+    assert next(single.module_.parameters()).dtype == torch.float32
+    double_scores, single_scores = estimator.score_samples(moons), single.score_samples(moons)
+    relative = np.abs(double_scores - single_scores).mean() / np.abs(double_scores).mean()
+    assert relative < 1e-3, relative
 
 
 def test_clone_and_grid_search(moons):
     search = GridSearchCV(NFDensity(**FAST), {"n_layers": [1, 2]}, cv=2).fit(moons)
-    assert search.best_params_["n_layers"] in (1, 2)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    assert clone(search.best_estimator_).get_params() == search.best_estimator_.get_params()
+    mean_scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(mean_scores).all() and mean_scores[0] != mean_scores[1]
+    assert search.best_params_ == search.cv_results_["params"][int(np.argmax(mean_scores))]
+    # best_estimator_ was refitted on all the data with the best parameters.
+    best = search.best_estimator_
+    assert best.n_layers == search.best_params_["n_layers"] and best.n_steps_ > 0
+    assert best.n_features_in_ == moons.shape[1]
+    assert search.score(moons) == best.score(moons)
+    refit = NFDensity(**{**FAST, **search.best_params_}).fit(moons)
+    np.testing.assert_array_equal(best.score_samples(moons), refit.score_samples(moons))
+    assert clone(best).get_params() == best.get_params()
 
 
 def test_unavailable_cuda_device_is_a_clear_error(moons):

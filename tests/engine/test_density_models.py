@@ -22,7 +22,16 @@ from nvf_sklearn._engine.initialization import initialize_parameters
 from nvf_sklearn._engine.latent import LatentFlowDensity
 from nvf_sklearn._engine.sequence import SequenceLatentFlowDensity, sequence_latent_flow
 
-from .conftest import F64, PROGRESS, generator, grid_rows, randomise_, small_image_flow, small_spline_flow, tabular_points
+from .conftest import (
+    F64,
+    PROGRESS,
+    generator,
+    grid_rows,
+    randomise_,
+    small_image_flow,
+    small_spline_flow,
+    tabular_points,
+)
 
 #: Rows per test: 7, so chunks of 3 leave a short last chunk.
 N_ROWS = 7
