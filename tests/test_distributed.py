@@ -17,14 +17,25 @@ def skewed(n, seed):
 
 
 @pytest.mark.parametrize(
-    "estimator_class, extra", [(NFDensity, {}), (NVFDensity, {"n_latent": 3, "objective": "elbo"})], ids=["NF", "NVF"]
+    "estimator_class, extra",
+    [
+        (NFDensity, {}),
+        (NVFDensity, {"n_latent": 3, "objective": "elbo"}),
+        # The default objective, exact, over a subset of the states per row ("auto" would train all 3 here).
+        (NVFDensity, {"n_latent": 3, "training_states": 2}),
+    ],
+    ids=["NF", "NVF-elbo", "NVF-exact"],
 )
 def test_two_process_fit_matches_single_process_quality(estimator_class, extra):
     X, X_test = skewed(1200, seed=0), skewed(4000, seed=1)
     single = estimator_class(batch_size=64, **SETTINGS, **extra).fit(X)
     # Same global batch: two processes of 32 rows each.
     parallel = estimator_class(batch_size=32, n_devices=2, **SETTINGS, **extra).fit(X)
-    assert parallel.n_iter_ >= 1
+    # Same global batch and epochs: the same step budget.
+    assert parallel.max_steps_ == single.max_steps_
+    assert 0 < parallel.n_steps_ <= parallel.max_steps_
+    if "training_states" in extra:
+        assert parallel.training_states_ == single.training_states_ == extra["training_states"]
     assert np.isfinite(parallel.score_samples(X_test)).all()
     assert abs(parallel.score(X_test) - single.score(X_test)) < 0.05
     # The fitted model is an ordinary single-process model afterwards.

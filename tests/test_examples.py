@@ -20,8 +20,20 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
 
+#: The example scripts, by name: a missing, renamed or unlisted example fails the test below.
+EXPECTED_EXAMPLES = {
+    "anomaly_detection",
+    "choosing_k",
+    "clustering",
+    "digits",
+    "pipeline_pca",
+    "quickstart",
+    "sample_one_state",
+}
+
+
 def test_examples_are_found():
-    assert len(SCRIPTS) >= 6
+    assert {script.stem for script in SCRIPTS} == EXPECTED_EXAMPLES
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[script.stem for script in SCRIPTS])
