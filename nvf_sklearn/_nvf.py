@@ -98,11 +98,10 @@ class NVFDensity(TabularFlowDensity):
         Fraction of the conditioners' hidden units dropped in training.
         ``"auto"``: 0.1 from 16 features up, none below (measured on skewed
         clusters: see the user guide); ``dropout_`` says which.
-    weight_decay : float, default=0.1
+    weight_decay : float, default=0.5
         Decoupled (AdamW) weight decay of every trained parameter, per unit
-        of learning rate (0.1 at this estimator's learning rates shrinks the
-        weights per step as 0.5 did at the former 1e-3; 0.5 at the new rates
-        decays the warm start away on small tables: see the user guide).
+        of learning rate (measured: it holds back the per-state parameters
+        where they overfit, at 16 features and more; see the user guide).
     max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
         As in :class:`NFDensity`.
     random_state : int, RandomState instance or None, default=None
@@ -193,7 +192,7 @@ class NVFDensity(TabularFlowDensity):
         batch_size="auto",
         learning_rate=3e-3,
         learning_rate_schedule="cosine",
-        weight_decay=0.1,
+        weight_decay=0.5,
         weight_averaging=1.5,
         validation_fraction=0.1,
         patience=6,

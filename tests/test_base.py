@@ -206,13 +206,6 @@ def test_float64_models(moons):
     assert set(buffers.values()) <= {torch.float64}, buffers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: _engine/initialization.py draws the initial weights (torch.rand/randn in _draw) in the "
-    "parameter's dtype, and a float64 draw consumes the generator differently from a float32 one, so the same "
-    "random_state starts a float64 and a float32 fit from different weights (mean relative score difference "
-    "4.3e-2 on moons; drawing in float64 and casting gives 3.6e-7)",
-)
 def test_float64_fit_matches_the_float32_fit(moons):
     """dtype changes the precision only: with the same random_state the two fits land on nearly the same density."""
     estimator = NFDensity(**{**FAST, "dtype": "float64"}).fit(moons)

@@ -39,5 +39,7 @@ def _uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator) ->
 
 
 def _draw(sampler, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    values = sampler(tensor.shape, generator=generator, dtype=tensor.dtype, device=generator.device)
-    return values.to(tensor.device)
+    # Drawn in float64 whatever the model's dtype: a float32 draw consumes the generator differently, so the
+    # float32 and float64 fits of one random_state would start from different weights.
+    values = sampler(tensor.shape, generator=generator, dtype=torch.float64, device=generator.device)
+    return values.to(tensor.device, tensor.dtype)
