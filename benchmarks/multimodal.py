@@ -104,8 +104,11 @@ def run_case(dataset, seed: int, arguments) -> list[dict]:
             "fit_seconds": seconds, "n_train": n_train, **extra,
             "options": arguments.nvf if name.startswith("nvf") else arguments.nf if name == "nf" else "",
         }  # fmt: skip
-        if hasattr(model, "best_epoch_"):
-            record.update(epochs=model.n_iter_, best_epoch=model.best_epoch_,
+        if hasattr(model, "best_step_"):
+            # Epochs (passes over the training rows) as earlier records count them; steps as the loop does.
+            rows_per_step = model.batch_size_ / (len(X_train) * (1 - model.validation_fraction))
+            record.update(epochs=model.n_iter_, best_epoch=round(model.best_step_ * rows_per_step, 1),
+                          steps=model.n_steps_, best_step=model.best_step_, max_steps=model.max_steps_,
                           validation_curve=model.validation_scores_, loss_curve=model.loss_curve_)  # fmt: skip
         records.append(record)
         print(f"  {dataset.name} | {record['model']} | seed {seed}: gap {record['gap']:.3f} ± {record['gap_se']:.3f}, "

@@ -29,7 +29,8 @@ import time
 import torch
 
 from nvf_sklearn._engine import DensityModel, FlowDensity, LatentFlowDensity, initialize_parameters, spline_flow
-from nvf_sklearn._engine.training import Strategy, TrainingConfig, TrainingData, run_epoch
+from nvf_sklearn._engine.schedule import Schedule
+from nvf_sklearn._engine.training import Strategy, TrainingConfig, TrainingData, batch_stream, run_period
 from nvf_sklearn._engine.step import TrainStep
 
 from . import zuko_baseline
@@ -63,12 +64,16 @@ def synchronize(device):
 
 
 def time_training_epoch(step: TrainStep, data: TrainingData, config: TrainingConfig, device) -> float:
+    """Training rows per second over one epoch's worth of full batches."""
     generator = torch.Generator(device=device).manual_seed(0)
+    n_rows = data.x.shape[0]
+    n_steps = max(1, n_rows // config.batch_size)
+    stream = batch_stream(n_rows, config.batch_size, generator, Strategy(), device)
     synchronize(device)
     started = time.perf_counter()
-    run_epoch(step, data, config, generator, Strategy(), 0)
+    run_period(step, data, stream, Schedule(1e-4, n_steps), 0, n_steps, generator, Strategy())
     synchronize(device)
-    return data.x.shape[0] / (time.perf_counter() - started)
+    return n_steps * config.batch_size / (time.perf_counter() - started)
 
 
 @torch.no_grad()
@@ -127,7 +132,7 @@ def main(argv=None):
     captured = arguments.compile == "yes" or (arguments.compile == "auto" and device.type == "cuda")
     x = torch.randn(arguments.n_rows, arguments.n_features, generator=torch.Generator().manual_seed(0)).to(device)
     data = TrainingData(x, torch.ones(arguments.n_rows, device=device))
-    config = TrainingConfig(batch_size=arguments.batch_size, max_epochs=1)
+    config = TrainingConfig(batch_size=arguments.batch_size)
 
     models = models_to_time(arguments)
     modes = ["eager"] + (["captured"] if captured else [])

@@ -65,7 +65,7 @@ def fit_in_tree(tree: str, name: str, args: list, params: dict, arguments) -> di
 
 def runs(arguments) -> list[tuple[str, str, str, list, dict]]:
     """(label, tree, estimator, positional args, parameters) for every fit of one repeat."""
-    common = dict(max_epochs=arguments.epochs, patience=arguments.epochs + 1, random_state=0, device="cpu")
+    common = dict(max_epochs=arguments.epochs, patience=10**6, random_state=0, device="cpu")
     this, other = str(HERE), str(Path(arguments.other).resolve())
     return [
         ("NFDensity, own defaults", other, "NFDensity", [], common),

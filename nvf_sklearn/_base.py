@@ -52,8 +52,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     #: How ``"auto"`` sizes the training of this family (``_budget.py``).
     _budget_rule = BudgetRule(min_batch=512, max_batch=1024, batch_rows_fraction=1 / 16, gpu_batch=4096,
-                              reference_batch=256, steps_per_sqrt_row=2.5, min_steps=250, max_steps=20_000,
-                              checks_per_budget=100)  # fmt: skip
+                              reference_batch=256, steps_per_sqrt_row=2.5, min_steps=250, max_steps=20_000)  # fmt: skip
 
     _parameter_constraints: dict = {
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],

@@ -59,7 +59,7 @@ class BudgetRule:
     steps_per_sqrt_row: float
     min_steps: int
     max_steps: int
-    checks_per_budget: int = 40
+    checks_per_budget: int = 100
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,9 @@ def resolve_budget(
     validation_cost = n_validation * validation_passes
     least_interval = math.ceil(validation_cost / (VALIDATION_SHARE * step_cost))
     interval = max(1, least_interval, math.ceil(max_steps / rule.checks_per_budget))
-    averaging = None if weight_averaging is None else min(max(weight_averaging * steps_per_epoch, max_steps / 25), max_steps / 10)
+    averaging = None
+    if weight_averaging is not None:  # a horizon of weight_averaging epochs, within 4% to 10% of the budget
+        averaging = min(max(weight_averaging * steps_per_epoch, max_steps / 25), max_steps / 10)
     return TrainingBudget(
         batch_size=batch,
         learning_rate=learning_rate * math.sqrt(batch / rule.reference_batch),

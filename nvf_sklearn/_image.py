@@ -43,7 +43,7 @@ class BaseImageDensity(BaseFlowDensity):
     }
     #: Images train in batches of 64 on a CPU (measured on digits: 64 beats 256 per second).
     _budget_rule = BudgetRule(min_batch=64, max_batch=64, batch_rows_fraction=1 / 16, gpu_batch=256, reference_batch=64,
-                              steps_per_sqrt_row=60.0, min_steps=1000, max_steps=50_000)  # fmt: skip
+                              steps_per_sqrt_row=60.0, min_steps=1000, max_steps=50_000, checks_per_budget=40)  # fmt: skip
 
     def __init__(
         self, *, image_shape, n_levels, n_scales, couplings_per_scale, hidden_channels, n_blocks, n_bins, tail_bound,

@@ -11,7 +11,7 @@ from nvf_sklearn import NFDensity, NVFDensity
 from nvf_sklearn._budget import BudgetRule, available_cores, fit_threads, intra_op_threads, resolve_budget
 
 RULE = BudgetRule(min_batch=512, max_batch=1024, batch_rows_fraction=1 / 16, gpu_batch=4096, reference_batch=256,
-                  steps_per_sqrt_row=2.5, min_steps=250, max_steps=20_000, checks_per_budget=100)  # fmt: skip
+                  steps_per_sqrt_row=2.5, min_steps=250, max_steps=20_000)  # fmt: skip
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 

@@ -7,6 +7,8 @@ import torch
 
 from nvf_sklearn._engine.flows import spline_flow
 from nvf_sklearn._engine.image_flows import ImageFlow
+from nvf_sklearn._engine.initialization import initialize_parameters
+from nvf_sklearn._engine.sequence import sequence_latent_flow
 
 F64 = torch.float64
 #: Training progress handed to ``training_loss`` (drives schedules only).
@@ -90,3 +92,15 @@ def jacobian_log_abs_det(function, x):
     """``log|det J|`` of ``function`` at ``x``, by brute force: autograd's full Jacobian and slogdet."""
     jacobian = torch.autograd.functional.jacobian(function, x, vectorize=True)
     return torch.linalg.slogdet(jacobian.reshape(x.numel(), x.numel())).logabsdet
+
+
+def tiny_sequence_model(seed=0, *, n_codes=3, top_m=5, shape=(1, 4, 4), n_levels=256):
+    """A float64 code-sequence model (a 2 x 2 code grid) far from its initial state, in eval mode."""
+    flow = small_image_flow(shape, context_channels=2, n_scales=1, logit_alpha=0.05, n_layers_per_scale=2)
+    model = sequence_latent_flow(
+        flow, n_codes, n_downsamples=1, encoder_channels=4, prior_layers=1, prior_heads=2, prior_embd=8, top_m=top_m,
+        n_levels=n_levels,
+    ).double()  # fmt: skip
+    initialize_parameters(model, generator(seed))
+    # Move the zero-initialised outputs away from zero so that every part matters.
+    return randomise_(model, 0.1, seed, add=True).eval()

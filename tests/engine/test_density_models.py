@@ -18,9 +18,8 @@ from torch.testing import assert_close
 
 from nvf_sklearn._engine.base import DensityModel
 from nvf_sklearn._engine.flow_density import FlowDensity, ImageFlowDensity
-from nvf_sklearn._engine.initialization import initialize_parameters
 from nvf_sklearn._engine.latent import LatentFlowDensity
-from nvf_sklearn._engine.sequence import SequenceLatentFlowDensity, sequence_latent_flow
+from nvf_sklearn._engine.sequence import SequenceLatentFlowDensity
 
 from .conftest import (
     F64,
@@ -31,6 +30,7 @@ from .conftest import (
     small_image_flow,
     small_spline_flow,
     tabular_points,
+    tiny_sequence_model,
 )
 
 #: Rows per test: 7, so chunks of 3 leave a short last chunk.
@@ -91,14 +91,7 @@ def _latent(objective="exact", training_states=None):
 
 
 def _sequence(seed):
-    flow = small_image_flow(IMAGE_SHAPE, context_channels=2, n_scales=1, logit_alpha=0.05, n_layers_per_scale=2)
-    model = sequence_latent_flow(
-        flow, V, n_downsamples=1, encoder_channels=4, prior_layers=1, prior_heads=2, prior_embd=8, top_m=TOP_M,
-        n_levels=N_LEVELS,
-    ).double()  # fmt: skip
-    initialize_parameters(model, generator(seed))
-    # Move the zero-initialised outputs away from zero so that every part matters.
-    return randomise_(model, 0.1, seed, add=True).eval()
+    return tiny_sequence_model(seed, n_codes=V, top_m=TOP_M, shape=IMAGE_SHAPE, n_levels=N_LEVELS)
 
 
 def _tabular(n_features):

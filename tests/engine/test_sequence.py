@@ -19,8 +19,7 @@ from .conftest import (
     assert_uniform_training_inputs,
     generator,
     grid_rows,
-    randomise_,
-    small_image_flow,
+    tiny_sequence_model,
 )
 
 V, GRID = 3, (2, 2)
@@ -31,14 +30,7 @@ N_LEVELS = 256
 
 def _model(seed=0, top_m=5):
     """A tiny model (V = 3 codes, L = 4 positions: 81 sequences) far from its initial state."""
-    flow = small_image_flow(SHAPE, context_channels=2, n_scales=1, logit_alpha=0.05, n_layers_per_scale=2)
-    model = sequence_latent_flow(
-        flow, V, n_downsamples=1, encoder_channels=4, prior_layers=1, prior_heads=2, prior_embd=8, top_m=top_m,
-        n_levels=N_LEVELS,
-    ).double()  # fmt: skip
-    initialize_parameters(model, generator(seed))
-    # Move the zero-initialised outputs away from zero so that every part matters.
-    return randomise_(model, 0.1, seed, add=True).eval()
+    return tiny_sequence_model(seed, n_codes=V, top_m=top_m, shape=SHAPE, n_levels=N_LEVELS)
 
 
 def _images(n, seed=1):
