@@ -198,6 +198,7 @@ def main(argv=None):
     parser.add_argument("--jsonl", default=None, help="append one record per fit to this file")
     parser.add_argument("--from-jsonl", nargs="+", default=None, metavar="FILE", help="fit nothing: table of these records")
     parser.add_argument("--figure", default=None, help="with --from-jsonl: write the curves figure here")
+    parser.add_argument("--note", default="", help="a line for the table's header (how the records were made)")
     add_no_write(parser)
     arguments = parser.parse_args(argv)
     if arguments.from_jsonl:
@@ -218,7 +219,7 @@ def main(argv=None):
               "torch thread count (see the records)  \n"
               "Default settings of each tree. 'ratio': this checkout's fit seconds over the other tree's, same work "
               "and seed. Gap: nats per sample on 10,000 fresh test rows; grid: test log-likelihood of the refitted "
-              "best K on 20,000 fresh two-moons rows.")  # fmt: skip
+              "best K on 20,000 fresh two-moons rows." + (f"  \n{arguments.note}" if arguments.note else ""))  # fmt: skip
     publish("time_to_quality", header, table(records), write=not arguments.no_write and not arguments.jsonl)
 
 

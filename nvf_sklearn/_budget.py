@@ -34,6 +34,8 @@ import torch
 
 #: Scoring the validation rows may cost at most this fraction of the training between two checks.
 VALIDATION_SHARE = 0.2
+#: Early stopping waits at least this fraction of the budget after the best check (small validation sets are noisy).
+STALL_FRACTION = 0.125
 #: A backward pass costs about this many forward passes.
 BACKWARD_COST = 2.0
 #: Below this many flow row-passes per step, one CPU thread is faster than several (per-operation overhead).
@@ -59,7 +61,7 @@ class BudgetRule:
     steps_per_sqrt_row: float
     min_steps: int
     max_steps: int
-    checks_per_budget: int = 100
+    checks_per_budget: int = 50
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def resolve_budget(
         learning_rate=learning_rate * math.sqrt(batch / rule.reference_batch),
         max_steps=max(1, max_steps),
         validation_interval=min(interval, max(1, max_steps)),
-        min_stalled_steps=max_steps // 4,
+        min_stalled_steps=int(STALL_FRACTION * max_steps),
         warmup_steps=int(min(math.ceil(3 * steps_per_epoch), max(1, max_steps // 20))),
         averaging_steps=averaging,
         n_threads=fit_threads(batch * training_passes, device),

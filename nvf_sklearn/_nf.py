@@ -74,9 +74,9 @@ class NFDensity(TabularFlowDensity):
         selection. With 0, the training loss is monitored instead.
     patience : int, default=6
         Validation checks without improvement before training stops; it
-        stops only once a quarter of the step budget has also passed since
+        stops only once an eighth of the step budget has also passed since
         the best check. Checks come every ``validation_interval_`` steps:
-        about a hundred per budget, but never so often that scoring the
+        about fifty per budget, but never so often that scoring the
         validation rows (exactly, every state) costs more than a fifth of
         the training between checks.
     dtype : {"float32", "float64"}, default="float32"

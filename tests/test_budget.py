@@ -53,11 +53,11 @@ def test_an_int_max_epochs_is_that_many_passes():
 def test_checks_are_spaced_so_exact_validation_stays_a_fifth_of_the_training():
     one_state = _resolve(32_768, 3_276, training_passes=2, validation_passes=1)
     many_states = _resolve(32_768, 3_276, training_passes=2, validation_passes=32)
-    assert one_state.validation_interval == math.ceil(one_state.max_steps / 100)
+    assert one_state.validation_interval == math.ceil(one_state.max_steps / 50)
     step_cost = 3 * many_states.batch_size * 2
     assert 3_276 * 32 <= 0.2 * step_cost * many_states.validation_interval
     assert many_states.validation_interval > one_state.validation_interval
-    assert one_state.min_stalled_steps == one_state.max_steps // 4
+    assert one_state.min_stalled_steps == one_state.max_steps // 8
 
 
 def test_small_steps_run_on_one_thread_and_large_ones_on_the_cores_given():
