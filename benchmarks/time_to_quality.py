@@ -160,13 +160,16 @@ def table(records: list[dict]) -> str:
 
 
 def draw(records: list[dict], path: str) -> None:
-    """Validation log-likelihood against seconds, one panel per workload with curves."""
+    """Validation log-likelihood against seconds, one panel per known-density case (same colour per model:
+    dotted the other tree, solid this checkout)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    works = [w for w in dict.fromkeys(r["work"] for r in records) if any(r.get("validation_curve") for r in records if r["work"] == w)]
+    works = [w for w in dict.fromkeys(r["work"] for r in records)
+             if w not in TABLES and any(r.get("validation_curve") for r in records if r["work"] == w)]  # fmt: skip
+    colours = {model: f"C{i}" for i, model in enumerate(["nf", "nvf", "nvf32", "zuko"])}
     fig, axes = plt.subplots(1, len(works), figsize=(4.2 * len(works), 3.4), squeeze=False)
     for ax, work in zip(axes[0], works):
         for r in records:
@@ -175,7 +178,7 @@ def draw(records: list[dict], path: str) -> None:
                 continue
             seconds = [r["seconds"] * (i + 1) / len(curve) for i in range(len(curve))]
             style = "-" if r["tree"] == "this checkout" else ":"
-            ax.plot(seconds, curve, style, label=f"{r['model']} ({r['tree']})")
+            ax.plot(seconds, curve, style, color=colours.get(r["model"]), label=f"{r['model']} ({r['tree']})")
         ax.set_title(work, fontsize=9)
         ax.set_xlabel("seconds (even cost per check assumed)")
         ax.set_ylabel("validation log-likelihood (nats)")

@@ -143,7 +143,8 @@ def main():
 # %%
 # Results of a full run
 # ---------------------
-# The output of ``python examples/choosing_k.py`` (seed 0) on two x86 CPU
+# The output of ``python examples/choosing_k.py`` with version 0.2 of the package (its
+# epoch-counted training loop; this version trains on a step budget) (seed 0) on two x86 CPU
 # cores shared with other jobs, one torch thread, and the figure it saved.
 # Another machine or library version gives slightly different numbers.
 #

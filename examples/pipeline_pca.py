@@ -161,7 +161,8 @@ def plot_samples_by_state(pipeline, path, per_state=10):
 # %%
 # Results of a full run
 # ---------------------
-# The output of ``python examples/pipeline_pca.py`` (seed 0) on two x86 CPU
+# The output of ``python examples/pipeline_pca.py`` with version 0.2 of the package (its
+# epoch-counted training loop; this version trains on a step budget) (seed 0) on two x86 CPU
 # cores shared with other jobs, one torch thread, and the figure it saved.
 # Another machine or library version gives slightly different numbers.
 #

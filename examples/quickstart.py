@@ -168,8 +168,8 @@ def plot(fitted, X_test, path):
 # %%
 # Results of a full run
 # ---------------------
-# The output of ``python examples/quickstart.py`` (seed 0) on two x86 CPU
-# cores shared with other jobs, one torch thread, and the figure it saved.
+# The output of ``python examples/quickstart.py`` (seed 0) on two quiet x86
+# CPU cores, and the figure it saved.
 # Another machine or library version gives slightly different numbers.
 #
 # .. code-block:: text
@@ -177,9 +177,9 @@ def plot(fitted, X_test, path):
 #    checkerboard: 3000 training rows, 20000 fresh test rows, seed 0
 #    model                       test log-lik  gap to truth  fit (s)
 #    true density                      -3.466         0.000
-#    GaussianMixture(K=25)             -3.697         0.232      1.2
-#    NFDensity                         -3.704         0.238      9.7
-#    NVFDensity(n_latent=8)            -3.540         0.075      9.9
+#    GaussianMixture(K=25)             -3.697         0.232      1.5
+#    NFDensity                         -3.670         0.204      6.5
+#    NVFDensity(n_latent=8)            -3.543         0.077      2.7
 #    Nats per sample; the gap is E[log p_true - log q] on the test rows (lower is better).
 #
 # .. image:: /images/quickstart.png
