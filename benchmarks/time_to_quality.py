@@ -217,7 +217,11 @@ def main(argv=None):
             if arguments.jsonl:
                 with open(arguments.jsonl, "a") as handle:
                     handle.write(json.dumps(record) + "\n")
-    header = (f"Command: `{command_line('benchmarks.time_to_quality', argv)}`  \n"
+    shown = argv if argv is not None else sys.argv[1:]
+    if "--note" in shown:  # the note is printed on its own line below
+        at = shown.index("--note")
+        shown = shown[:at] + shown[at + 2 :]
+    header = (f"Command: `{command_line('benchmarks.time_to_quality', shown)}`  \n"
               f"Hardware: {platform.machine()}, {os.cpu_count()} cores; each fit in a fresh process with its own "
               "torch thread count (see the records)  \n"
               "Default settings of each tree. 'ratio': this checkout's fit seconds over the other tree's, same work "
