@@ -19,6 +19,8 @@ class NFDensity(TabularFlowDensity):
     ``predict_proba`` a column of ones. For images of pixel levels use
     :class:`NFImageDensity`.
 
+    Read more in the :ref:`User Guide <flows>`.
+
     Parameters
     ----------
     n_layers : int, default=5
@@ -35,9 +37,10 @@ class NFDensity(TabularFlowDensity):
     lu_linear : bool, default=True
         Insert a learned LU-factorised linear layer before each coupling layer.
     dropout : float, default=0.0
-        Fraction of the conditioners' hidden units dropped in training
-        (measured: it helps NVFDensity on 10,000 rows, not on 32,768, and
-        slows NFDensity's convergence; see the user guide).
+        Fraction of the conditioners' hidden units dropped in training.
+        :class:`NVFDensity`'s ``"auto"`` adds 0.1 from 16 features up, where
+        its per-state parameters overfit; a plain flow was not measured to
+        gain from it, so it has none by default (see the user guide).
     max_epochs : int or "auto", default="auto"
         Training budget. An int allows at most that many passes over the
         training rows (``max_epochs * n_rows / batch_size_`` optimiser
@@ -64,7 +67,8 @@ class NFDensity(TabularFlowDensity):
         without improvement.
     weight_decay : float, default=0.0
         Decoupled (AdamW) weight decay of every trained parameter, per unit
-        of learning rate.
+        of learning rate. :class:`NVFDensity` defaults to 0.5, which holds
+        back its per-state parameters; this flow has none.
     weight_averaging : float or None, default=1.5
         Keep an exponential moving average of the weights over about this
         many epochs (between 4% and 10% of the step budget); validation,
@@ -83,7 +87,10 @@ class NFDensity(TabularFlowDensity):
         Precision of the model and its computations.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU; or ``"cpu"``,
-        ``"cuda"``, ``"cuda:N"``. Outputs are always NumPy arrays.
+        ``"cuda"``, ``"cuda:N"``. Outputs are always NumPy arrays. With
+        several GPUs, ``"auto"`` in a joblib worker (``GridSearchCV(n_jobs=N)``)
+        takes the GPU ``process id % n_gpus``, so parallel fits spread over
+        the devices.
     n_devices : int, default=1
         Data-parallel processes for ``fit`` (``torch.distributed``): one per
         GPU ``cuda:0 .. cuda:{n_devices - 1}`` with NCCL when ``device`` is

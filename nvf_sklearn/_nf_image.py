@@ -12,9 +12,11 @@ class NFImageDensity(BaseImageDensity):
     Rows of X are images of integer pixel levels. They are dequantised with
     uniform noise and modelled by checkerboard and channel spline couplings
     with convolutional conditioners, after a fixed logit pre-transform and
-    ``n_scales`` squeezes (see the user guide, "Images"). ``score_samples``
-    is the exact log-density of dequantised pixels ``p + u`` in pixel-level
-    units; :meth:`bits_per_dim` reports test bits per dimension.
+    ``n_scales`` squeezes. ``score_samples`` is the exact log-density of
+    dequantised pixels ``p + u`` in pixel-level units; :meth:`bits_per_dim`
+    reports test bits per dimension.
+
+    Read more in the :ref:`User Guide <image-flow>`.
 
     Parameters
     ----------

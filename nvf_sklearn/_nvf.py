@@ -33,6 +33,8 @@ class NVFDensity(TabularFlowDensity):
     the log-sum-exp over all K states, ``predict_proba`` the exact posterior
     p(k | x), not the encoder's guess. For images use :class:`NVFImageDensity`.
 
+    Read more in the :ref:`User Guide <nvf-model>`.
+
     Parameters
     ----------
     n_latent : int, default=8
@@ -75,12 +77,12 @@ class NVFDensity(TabularFlowDensity):
         every score stay exact over all K.
     encoder_hidden_sizes : tuple of int, default=(256, 256, 256)
         Hidden layers of the encoder MLP q(k | x); only ``objective="elbo"``
-        builds and trains an encoder.
+        builds and trains an encoder (set with ``"exact"``, it warns).
     temperature_start, temperature_end : float, default=1.0, 1.0
         Gumbel-softmax temperature of the ELBO, annealed geometrically from
-        start to end over the step budget. The default is the original fixed
-        tau = 1: annealing to 0.1 was measured worse (checkerboard, K = 8: gap
-        to the true density 0.155 vs 0.097 nats).
+        start to end over the step budget; the default is the original fixed
+        tau = 1, which measured better than annealing (see the user guide).
+        Only ``objective="elbo"`` uses them.
     n_layers : int, default=5
         Number of coupling layers.
     hidden_size : int, default=64

@@ -30,6 +30,8 @@ class NVFImageDensity(BaseImageDensity):
     jointly on each image's nearest codes, then the prior alone on the final,
     frozen codes.
 
+    Read more in the :ref:`User Guide <code-latent>`.
+
     Parameters
     ----------
     n_codes : int, default=16
