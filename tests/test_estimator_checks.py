@@ -34,7 +34,7 @@ def expected_failures(estimator):
 
 ESTIMATORS = [
     NFDensity(**TABLE),
-    NVFDensity(2, encoder_hidden_sizes=(8,), **TABLE),
+    NVFDensity(2, **TABLE),
     NFImageDensity(**IMAGE),
     NVFImageDensity(3, n_downsamples=0, code_dim=2, encoder_channels=4, top_m=2, **IMAGE),
 ]

@@ -20,7 +20,7 @@ def _torch_threads():
 def test_grid_search_with_two_jobs_matches_one_job():
     X, _ = make_blobs(600, centers=3, random_state=0)
     estimator = NVFDensity(
-        n_layers=1, hidden_size=8, encoder_hidden_sizes=(8,), max_epochs=2, random_state=0, device="cpu"
+        n_layers=1, hidden_size=8, max_epochs=2, random_state=0, device="cpu"
     )
     grid = {"n_latent": [1, 3]}
     serial = GridSearchCV(estimator, grid, cv=2, n_jobs=1).fit(X)
