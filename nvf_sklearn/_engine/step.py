@@ -179,13 +179,3 @@ class TrainStep:
         if self.average is not None:
             torch._foreach_copy_(self.average, self.parameters)
 
-    def state_dict(self) -> dict:
-        state = self.optimizer.state_dict()
-        if self.average is not None:
-            state["average"] = [a.clone() for a in self.average]
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
-        if self.average is not None:
-            torch._foreach_copy_(self.average, state["average"])
