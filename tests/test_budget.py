@@ -80,6 +80,7 @@ def _fitted_threads():
     return NVFDensity(8, n_layers=1, hidden_size=8, max_epochs=1, random_state=0).fit(X).n_threads_
 
 
+@pytest.mark.slow  # spawns joblib's worker processes
 def test_joblib_workers_fit_on_their_share_of_the_cores():
     """No oversubscription under GridSearchCV(n_jobs=2): each worker's fit uses at most its share."""
     threads = Parallel(n_jobs=2)(delayed(_fitted_threads)() for _ in range(2))
