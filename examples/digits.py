@@ -185,20 +185,19 @@ def main():
 # %%
 # Results of a full run
 # ---------------------
-# The output of ``python examples/digits.py`` with version 0.2 of the package (its
-# epoch-counted training loop; this version trains on a step budget) (seed 0) on two x86 CPU cores
-# shared with other jobs, one torch thread, and the figure it saved. Another
+# The output of ``python examples/digits.py`` (seed 0) on two x86 CPU cores,
+# the other one busy with tests, and the figure it saved. Another
 # machine or library version gives slightly different numbers.
 #
 # .. code-block:: text
 #
 #    digits: 1437 training / 360 test images, 1x8x8, 17 levels; seed 0
 #    model                                                 test bits/dim  fit (s)  parameters
-#    GaussianMixture(K=5), pixels                                  2.743      0.3      10,724
-#    NFImageDensity                                                1.899     41.4      68,626
-#    NVFImageDensity(16), top-64 bound                          <= 1.824     74.1      76,010
+#    GaussianMixture(K=5), pixels                                  2.743      3.3      10,724
+#    NFImageDensity                                                1.884     82.6      68,626
+#    NVFImageDensity(16), top-64 bound                          <= 1.815    125.8      76,010
 #    codes used: 16 of 16; uniform density: 4.087 bits/dim
-#    most probable code grids of the first three test images: 7 9 14 15; 11 4 10 15; 7 13 14 4
+#    most probable code grids of the first three test images: 9 14 4 11; 8 2 6 12; 5 12 4 6
 #
 # .. image:: /images/digits.png
 #    :alt: Real test digits above samples of NVFImageDensity and NFImageDensity
