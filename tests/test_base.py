@@ -123,8 +123,8 @@ def test_convergence_warning_when_epochs_run_out(moons):
 
 def test_early_stopping_sets_converged(moons):
     # A large step makes the validation loss stop improving within a few epochs.
-    estimator = NFDensity(**{**FAST, "max_epochs": 200, "patience": 1, "learning_rate": 0.05}).fit(moons)
-    assert estimator.converged_ and estimator.n_iter_ < 200 and estimator.n_steps_ < estimator.max_steps_
+    estimator = NFDensity(**{**FAST, "max_epochs": 60, "patience": 1, "learning_rate": 0.05}).fit(moons)
+    assert estimator.converged_ and estimator.n_iter_ < 60 and estimator.n_steps_ < estimator.max_steps_
     # It stopped once an eighth of the budget passed without improvement, within one check.
     stalled, floor = estimator.n_steps_ - estimator.best_step_, int(estimator.max_steps_ / 8)
     assert floor <= stalled < floor + estimator.validation_interval_
