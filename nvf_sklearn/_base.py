@@ -474,4 +474,3 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-

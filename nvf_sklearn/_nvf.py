@@ -298,7 +298,9 @@ class NVFDensity(TabularFlowDensity):
         Z, w = z_train.cpu().numpy().astype(np.float64), w_train.cpu().numpy().astype(np.float64)
         self.state_affine_ = self._state_affine(Z.shape[1])
         undecided = self.state_affine == "auto" and self.state_affine_ == "full"  # the data decide
-        start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided)
+        auto_states = self.training_states == "auto" and self.objective == "exact"
+        start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided,
+                          measure_overlap=auto_states)  # fmt: skip
         if undecided and not start.full_covariances_pay:
             self.state_affine_ = "diagonal"
             model.flow.layers[0].restrict_to_diagonal()
@@ -309,7 +311,7 @@ class NVFDensity(TabularFlowDensity):
             return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)
 
         model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
-        if self.training_states == "auto" and self.objective == "exact":  # the start's overlap decides
+        if auto_states:  # the start's overlap decides
             low, high = AUTO_TRAINING_STATES
             chosen = min(max(start.states_per_row + 1, low), high)
             model.training_states = chosen if chosen < self.n_latent else None

@@ -31,7 +31,8 @@ class MixtureStart:
     ``full_covariances_pay`` is True when full covariances beat their
     diagonals by the Bayesian information criterion on the start's rows
     (None when the start was not asked to compare them).
-    ``states_per_row`` is :func:`states_holding_mass` on the start's rows.
+    ``states_per_row`` is :func:`states_holding_mass` on the start's rows
+    (None when the start was not asked to measure it).
     """
 
     means: np.ndarray
@@ -39,7 +40,7 @@ class MixtureStart:
     weights: np.ndarray
     labels: np.ndarray
     full_covariances_pay: bool | None
-    states_per_row: int
+    states_per_row: int | None
 
 
 def fit_start(
@@ -49,11 +50,13 @@ def fit_start(
     init_params: str,
     rng: np.random.RandomState,
     compare_covariances: bool = True,
+    measure_overlap: bool = True,
 ) -> MixtureStart:
     """Fit the warm start (``init_params``: "gmm", "kmeans" or "random") to standardised rows ``Z``.
 
     ``compare_covariances=False`` skips the BIC comparison of full and
-    diagonal covariances (the random stream is drawn from all the same).
+    diagonal covariances, ``measure_overlap=False`` the count of states per
+    row (the random stream is drawn from all the same).
     """
     if init_params == "gmm":
         # A start, not the model, need not cost an EM over every row.
@@ -74,7 +77,8 @@ def fit_start(
     weights = (counts + 1.0) / (counts.sum() + n_states)
     pays = full_covariances_pay(Z[rows], means, covariances, weights) if compare_covariances else None
     shrunk = shrunk_covariances(covariances, counts)
-    return MixtureStart(means, shrunk, weights, labels, pays, states_holding_mass(Z[rows], means, shrunk, weights))
+    states = states_holding_mass(Z[rows], means, shrunk, weights) if measure_overlap else None
+    return MixtureStart(means, shrunk, weights, labels, pays, states)
 
 
 def _subset(n_rows: int, rng: np.random.RandomState) -> np.ndarray | slice:
@@ -122,12 +126,17 @@ def diagonal_part(covariances: np.ndarray) -> np.ndarray:
     return np.einsum("kii->ki", covariances)[:, :, None] * np.eye(covariances.shape[-1])
 
 
-def mixture_log_likelihood(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> float:
-    """Total log-likelihood of the rows ``Z`` under a Gaussian mixture."""
+def mixture_log_joint(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(n, K)``: ``log pi_k + log N(z; mu_k, Sigma_k)`` of every row under every component."""
     per_state = np.column_stack(
         [multivariate_normal(mean, covariance).logpdf(Z).reshape(len(Z)) for mean, covariance in zip(means, covariances)]
     )
-    return float(logsumexp(per_state + np.log(weights), axis=1).sum())
+    return per_state + np.log(weights)
+
+
+def mixture_log_likelihood(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray) -> float:
+    """Total log-likelihood of the rows ``Z`` under a Gaussian mixture."""
+    return float(logsumexp(mixture_log_joint(Z, means, covariances, weights), axis=1).sum())
 
 
 def states_holding_mass(Z: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray,
@@ -137,9 +146,7 @@ def states_holding_mass(Z: np.ndarray, means: np.ndarray, covariances: np.ndarra
     One where the components are well apart; more where they overlap (a
     low-dimensional table, or more states than clusters, which split them).
     """
-    log_joint = np.column_stack(
-        [multivariate_normal(mean, covariance).logpdf(Z).reshape(len(Z)) for mean, covariance in zip(means, covariances)]
-    ) + np.log(weights)
+    log_joint = mixture_log_joint(Z, means, covariances, weights)
     posterior = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
     ranked = np.cumsum(-np.sort(-posterior, axis=1), axis=1)
     needed = 1 + np.sum(ranked < mass, axis=1)

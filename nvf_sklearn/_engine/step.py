@@ -103,8 +103,6 @@ class TrainStep:
         self.average_decay = average_decay
         self.average = [p.detach().clone() for p in parameters] if average_decay is not None else None
         self.compile_error: str | None = None
-        #: True once a captured step ran: batches must then all have its shape.
-        self.captured = False
         self._run = self.run_eager
         if compile:
             mode = "reduce-overhead" if device.type == "cuda" else None
@@ -145,7 +143,7 @@ class TrainStep:
                 self._run = self.run_eager
                 self.run_eager(x, weights, inputs)
                 return
-            self._run, self.captured = captured, True
+            self._run = captured
 
         return first_call
 
