@@ -56,6 +56,13 @@ class DataParallel(Strategy):
         dist.all_reduce(tensor)
         return tensor
 
+    def agree(self, values: list[float]) -> list[float]:
+        # On the collectives' device (NCCL only moves CUDA tensors).
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+        shared = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.broadcast(shared, src=0)
+        return shared.tolist()
+
 
 def fit_model(
     model: DensityModel,
@@ -72,7 +79,10 @@ def fit_model(
     if in_process_group():
         if dist.get_rank() != 0:
             on_check = None
-        return train(model, data, config, generator, DataParallel(), on_check)
+        result = train(model, data, config, generator, DataParallel(), on_check)
+        # No replica leaves (and closes its connections) while another still waits on a collective.
+        dist.barrier()
+        return result
     return train(model, data, config, generator, Strategy(), on_check)
 
 

@@ -159,6 +159,10 @@ class Strategy:
         """Sum of ``tensor`` over the processes."""
         return tensor
 
+    def agree(self, values: list[float]) -> list[float]:
+        """The first process's ``values``: every process takes the same decision at a check."""
+        return values
+
 
 @torch.no_grad()
 def validation_loss(model: DensityModel, x: Tensor, weights: Tensor) -> float:
@@ -227,13 +231,18 @@ def state_copy(model: DensityModel) -> dict[str, Tensor]:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def _validate(step: TrainStep, data: TrainingData, train_loss: float, best_loss: float) -> tuple[float, dict | None]:
-    """The check's selection loss (with averaged weights, if kept) and, if it improved, a copy of that state."""
+def _selection_loss(step: TrainStep, data: TrainingData, train_loss: float) -> float:
+    """The check's selection loss: validation (else the period's training loss), with averaged weights if kept."""
+    if not data.has_validation:
+        return train_loss
     with step.averaged():
-        model = step.model
-        loss = validation_loss(model, data.x_validation, data.weights_validation) if data.has_validation else train_loss
-        improved = math.isfinite(loss) and loss < best_loss
-        return loss, state_copy(model) if improved else None
+        return validation_loss(step.model, data.x_validation, data.weights_validation)
+
+
+def _selected_state(step: TrainStep) -> dict[str, Tensor]:
+    """A copy of the state a check scored: the averaged weights, if kept."""
+    with step.averaged():
+        return state_copy(step.model)
 
 
 def train_stage(
@@ -275,13 +284,16 @@ def train_stage(
 
     try:
         if data.has_validation:
-            result.best_loss = validation_loss(model, data.x_validation, data.weights_validation)
+            (result.best_loss,) = strategy.agree([validation_loss(model, data.x_validation, data.weights_validation)])
         while done < config.max_steps:
             started = time.perf_counter()
             period = min(config.validation_interval, config.max_steps - done)
             train_loss = run_period(step, data, stream, schedule, done, period, generator, strategy)
-            val_loss, improved_state = _validate(step, data, train_loss, result.best_loss)
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss) and _all_finite(model)):
+            val_loss = _selection_loss(step, data, train_loss)
+            # The check's decisions follow one process's numbers: data-parallel replicas never take different
+            # branches (and then wait on different collectives).
+            val_loss, finite = strategy.agree([val_loss, float(math.isfinite(train_loss) and _all_finite(model))])
+            if not (finite and math.isfinite(val_loss)):
                 # Roll back to the best state with fresh optimiser moments and a halved learning rate;
                 # stop after too many roll-backs. The period's steps do not count.
                 model.load_state_dict(best_state)
@@ -299,9 +311,10 @@ def train_stage(
             result.train_loss.append(train_loss)
             result.validation_loss.append(val_loss)
             result.learning_rate.append(schedule.rate(done - 1))
-            schedule.record_check(improved_state is not None)
-            if improved_state is not None:
-                result.best_loss, result.best_step, best_state, stalled = val_loss, done, improved_state, 0
+            improved = val_loss < result.best_loss
+            schedule.record_check(improved)
+            if improved:
+                result.best_loss, result.best_step, best_state, stalled = val_loss, done, _selected_state(step), 0
             else:
                 stalled += 1
             report(train_loss, val_loss, started)
