@@ -11,11 +11,14 @@ prints, per case and model, the gap ``E[log p_true] - E[log q]`` on the test
 rows in nats per sample (lower is better) with its standard error (over data
 seeds, or over test points for one seed), fit seconds, epochs run and the best
 epoch. Every fit's record, learning curves included, can go to a JSON-lines
-file (``--jsonl``) for later tables and figures.
+file (``--jsonl``) for later tables and figures. ``--suite fronts`` runs
+``toy_data.fronts_suite()`` instead (rare modes, heavy tails, fewer rows;
+issue 19), whose table goes to its own results file.
 
     python -m benchmarks.multimodal --seeds 0 1                       # every case, default settings
     python -m benchmarks.multimodal --cases "d=8 K=12" --models nvf --nvf '{"init_params": "gmm"}' --label gmm
     python -m benchmarks.multimodal --quick                           # seconds: a smoke run
+    python -m benchmarks.multimodal --suite fronts --seeds 0 1        # the robustness fronts
     python -m benchmarks.multimodal --from-jsonl a.jsonl b.jsonl      # the table of earlier runs' records
 """
 
@@ -41,13 +44,19 @@ from .common import (
     mean_and_standard_error,
     publish,
 )
-from .toy_data import known_density_suite
+from .toy_data import fronts_suite, known_density_suite
+
+#: The case lists ``--suite`` chooses from, and the results file (``benchmarks/results/<name>.md``) of each.
+SUITES = {"known": known_density_suite, "fronts": fronts_suite}
+RESULT_NAMES = {"known": "multimodal", "fronts": "multimodal_fronts"}
 
 COLUMNS = ["data", "model", "seeds", "gap to truth (nats)", "± s.e.", "test log-lik", "fit s", "epochs run", "best epoch"]
 
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=list(SUITES), default="known",
+                        help="known: known_density_suite(); fronts: fronts_suite() (issue 19)")
     parser.add_argument("--cases", nargs="*", default=None,
                         help="keep the cases named exactly so, or else whose name contains one of these")
     parser.add_argument("--models", nargs="+", default=["gmm", "nf", "nvf", "nvf32"],
@@ -138,7 +147,7 @@ def table_rows(records: list[dict]) -> list[dict]:
 
 def run_suite(arguments) -> list[dict]:
     """Fit and score every selected case for every seed; append each case's records to ``--jsonl``."""
-    records, suite = [], known_density_suite()
+    records, suite = [], SUITES[arguments.suite]()
     names = {dataset.name for dataset in suite}
     for dataset in suite:
         if arguments.cases and not any(
@@ -155,9 +164,10 @@ def run_suite(arguments) -> list[dict]:
 
 
 def read_records(paths: list[str]) -> list[dict]:
-    """The records of earlier runs, in the suite's order of cases (then model, then seed)."""
+    """The records of earlier runs, in the suites' order of cases, known first (then model, then seed)."""
     records = [json.loads(line) for path in paths for line in open(path) if line.strip()]
-    order = {dataset.name: i for i, dataset in enumerate(known_density_suite())}
+    names = [dataset.name for make_suite in SUITES.values() for dataset in make_suite()]
+    order = {name: i for i, name in enumerate(dict.fromkeys(names))}
     return sorted(records, key=lambda r: (order.get(r["data"], len(order)), r["model"], r["seed"]))
 
 
@@ -179,7 +189,8 @@ def main(argv=None):
     )
     if arguments.from_jsonl:
         header += " Assembled from the records of runs that each fitted part of the suite on this machine."
-    publish("multimodal", header, markdown_table(table_rows(records), COLUMNS), write=not (arguments.no_write or arguments.quick))
+    table = markdown_table(table_rows(records), COLUMNS)
+    publish(RESULT_NAMES[arguments.suite], header, table, write=not (arguments.no_write or arguments.quick))
 
 
 if __name__ == "__main__":

@@ -183,6 +183,60 @@ class GaussianBlobs:
         return logsumexp(per_component + np.log(self.weights), axis=1)
 
 
+@dataclass
+class ImbalancedGaussianClusters:
+    """A full-covariance Gaussian mixture whose weights and sizes are far apart (rare and small clusters).
+
+    Component k has weight proportional to ``weight_ratio ** (-j / (K - 1))``
+    and overall scale ``scale_ratio ** (-i / (K - 1))`` (so the largest
+    cluster has scale 1), for ranks ``j`` and ``i`` shuffled independently of
+    each other; its covariance is ``R_k diag(s_k f_k)^2 R_k^T`` with per-axis
+    factors ``f_k`` in [0.5, 1] and a random rotation ``R_k``. The means are
+    ``separation * N(0, I)``: with the default 5, clusters are mostly apart.
+    """
+
+    dimension: int = 6
+    n_components: int = 8
+    weight_ratio: float = 100.0
+    scale_ratio: float = 10.0
+    separation: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        d, k = self.dimension, self.n_components
+        steps = np.arange(k) / max(k - 1, 1)
+        weights = self.weight_ratio ** -rng.permutation(steps)
+        self.weights = weights / weights.sum()
+        self.scales = self.scale_ratio ** -rng.permutation(steps)
+        self.means = self.separation * rng.normal(size=(k, d))
+        axis_scales = self.scales[:, None] * rng.uniform(0.5, 1.0, size=(k, d))
+        factors = _random_rotations(rng, k, d) * axis_scales[:, None, :]
+        self.covariances = factors @ factors.transpose(0, 2, 1)
+
+    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        labels = rng.choice(self.n_components, size=n, p=self.weights)
+        factors = np.linalg.cholesky(self.covariances)[labels]
+        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension)))
+
+    def log_density(self, X: np.ndarray) -> np.ndarray:
+        per_component = np.stack(
+            [multivariate_normal(m, c).logpdf(X).reshape(len(X)) for m, c in zip(self.means, self.covariances)],
+            axis=1,
+        )
+        return logsumexp(per_component + np.log(self.weights), axis=1)
+
+
+def rotated_t_clusters(dimension: int, n_components: int, seed: int, separation: float = 4.0) -> SkewedClusterMixture:
+    """Clusters ``mu_k + R_k (s_k * z)`` with ``z`` independent Student-t (``nu = 3``) per axis.
+
+    A ``SkewedClusterMixture`` whose sinh-arcsinh warp is the identity (no
+    skew, tail 1): rotated, scaled heavy-tailed clusters.
+    """
+    return SkewedClusterMixture(dimension, n_components, separation=separation, nu=3.0, seed=seed,
+                                max_skew=0.0, min_tail=1.0, rotated=True)  # fmt: skip
+
+
 def _dataset(name: str, model, n_train: int = 10_000) -> ToyDataset:
     return ToyDataset(name, model.generate, model.log_density, getattr(model, "n_components", None), n_train)
 
@@ -226,3 +280,26 @@ def known_density_suite() -> list[ToyDataset]:
     toys = [ToyDataset("8 Gaussians (ring)", ring_of_gaussians, ring_log_density, RING_MODES, 10_000),
             ToyDataset("checkerboard", checkerboard, checkerboard_log_density, 8, 10_000)]  # fmt: skip
     return toys + [_dataset(name, model, n_train) for name, model, n_train in cases]
+
+
+FRONT_SIZES = (2_000, 8_000, 16_000)
+
+
+def fronts_suite() -> list[ToyDataset]:
+    """Known-density cases where NVF once ended behind its anchors: rare modes, heavy tails, fewer rows (seeds 11-13).
+
+    Rare modes: a Gaussian mixture in 6-D with 8 clusters whose weights span
+    100x and whose sizes span 10x, where a model must keep the small, rare
+    clusters. Heavy tails: rotated Student-t clusters (nu = 3) in 4-D with 5
+    clusters, far from Gaussian in their tails and not axis-aligned. Both at
+    2,000, 8,000 and 16,000 training rows. Fewer rows: another draw of the
+    public 8-D case with 12 skewed clusters, at 16,384 rows instead of 32,768.
+    """
+    imbalanced = ImbalancedGaussianClusters(dimension=6, n_components=8, seed=11)
+    heavy_tailed = rotated_t_clusters(4, 5, seed=13)
+    skewed = SkewedClusterMixture(8, 12, separation=4.0, seed=12, rotated=False)
+    return (
+        [_dataset(f"imbalanced Gaussian clusters d=6 K=8, n={n}", imbalanced, n) for n in FRONT_SIZES]
+        + [_dataset(f"rotated t clusters d=4 K=5 (nu=3), n={n}", heavy_tailed, n) for n in FRONT_SIZES]
+        + [_dataset("skewed clusters d=8 K=12, n=16384", skewed, 16_384)]
+    )
