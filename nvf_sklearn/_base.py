@@ -272,6 +272,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.loss_curve_ = [loss - log_det for loss in result.train_loss]
         self.validation_scores_ = [log_det - loss for loss in result.validation_loss] if has_validation else []
         self.best_validation_score_ = log_det - result.best_loss if has_validation and result.best_loss < math.inf else None
+        self.start_validation_score_ = log_det - result.start_loss if has_validation and result.start_loss < math.inf else None
 
     # --------------------------------------------------------------- scoring
     def _validated(self, X) -> np.ndarray:

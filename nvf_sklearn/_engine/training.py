@@ -104,6 +104,8 @@ class TrainingResult:
     steps: list[int] = field(default_factory=list)
     best_step: int = 0
     best_loss: float = math.inf
+    #: Validation loss of the state training started from (the first candidate; inf without validation rows).
+    start_loss: float = math.inf
     n_steps: int = 0
     #: ``"early_stopping"``, ``"max_steps"``, ``"diverged"`` or ``"interrupted"``.
     stop_reason: str = "max_steps"
@@ -134,6 +136,7 @@ def chain_results(first: TrainingResult, second: TrainingResult) -> TrainingResu
         steps=first.steps + [first.n_steps + s for s in second.steps],
         best_step=first.n_steps + second.best_step if second.best_step else first.best_step,
         best_loss=second.best_loss,
+        start_loss=first.start_loss,
         n_steps=first.n_steps + second.n_steps,
         stop_reason=min(first.stop_reason, second.stop_reason, key=_STOP_REASON_SEVERITY.index),
         n_recoveries=first.n_recoveries + second.n_recoveries,
@@ -284,7 +287,8 @@ def train_stage(
 
     try:
         if data.has_validation:
-            (result.best_loss,) = strategy.agree([validation_loss(model, data.x_validation, data.weights_validation)])
+            (result.start_loss,) = strategy.agree([validation_loss(model, data.x_validation, data.weights_validation)])
+            result.best_loss = result.start_loss
         while done < config.max_steps:
             started = time.perf_counter()
             period = min(config.validation_interval, config.max_steps - done)
