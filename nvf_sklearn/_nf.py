@@ -36,6 +36,12 @@ class NFDensity(TabularFlowDensity):
         are the identity outside, so far-away points get finite densities.
     lu_linear : bool, default=True
         Insert a learned LU-factorised linear layer before each coupling layer.
+    tails : {"gaussian", "student_t"}, default="gaussian"
+        The flow's base distribution: a standard normal, or independent
+        Student-t features whose degrees of freedom are learned (from 30,
+        close to a normal). The splines are the identity beyond
+        ``tail_bound``, so the base sets how fast the density decays there:
+        ``"student_t"`` fits power-law tails (see the user guide).
     dropout : float, default=0.0
         Fraction of the conditioners' hidden units dropped in training.
         :class:`NVFDensity`'s ``"auto"`` adds 0.1 from 16 features up, where
@@ -186,6 +192,7 @@ class NFDensity(TabularFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
+        tails="gaussian",
         dropout=0.0,
         max_epochs="auto",
         batch_size="auto",
@@ -210,6 +217,7 @@ class NFDensity(TabularFlowDensity):
             tail_bound=tail_bound,
             lu_linear=lu_linear,
             dropout=dropout,
+            tails=tails,
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,

@@ -96,6 +96,11 @@ class NVFDensity(TabularFlowDensity):
         are the identity outside.
     lu_linear : bool, default=True
         Insert a learned LU-factorised linear layer before each coupling layer.
+    tails : {"gaussian", "student_t"}, default="gaussian"
+        Each state's base distribution: a standard normal, or independent
+        Student-t features with degrees of freedom learned per state and
+        feature (from 30, close to a normal): power-law tails per cluster
+        (see the user guide).
     dropout : float or "auto", default="auto"
         Fraction of the conditioners' hidden units dropped in training.
         ``"auto"``: 0.1 from 16 features up, none below (measured on skewed
@@ -189,6 +194,7 @@ class NVFDensity(TabularFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
+        tails="gaussian",
         dropout="auto",
         max_epochs="auto",
         batch_size="auto",
@@ -213,6 +219,7 @@ class NVFDensity(TabularFlowDensity):
             tail_bound=tail_bound,
             lu_linear=lu_linear,
             dropout=dropout,
+            tails=tails,
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,

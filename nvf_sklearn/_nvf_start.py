@@ -18,6 +18,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
 
+from ._preprocessing import inside_outlier_fence
+
 #: Variance added to every state's covariance at the warm start (standardised units).
 START_VARIANCE_FLOOR = 1e-4
 #: Rows the warm start is fitted (and its covariance structure judged) on, at most (a random subset).
@@ -61,8 +63,9 @@ def fit_start(
     row (the random stream is drawn from all the same).
     """
     if init_params == "gmm":
-        # A start, not the model, need not cost an EM over every row.
+        # A start, not the model, need not cost an EM over every row; gross outliers would take a component.
         rows = _subset(len(Z), rng)
+        rows = np.arange(len(Z))[rows][inside_fences(Z, w)[rows]]
         # GaussianMixture takes no sample weights: the start ignores them (rows of weight zero are gone).
         mixture = GaussianMixture(n_states, covariance_type="full", reg_covar=START_VARIANCE_FLOOR,
                                   n_init=START_INITS, random_state=rng).fit(Z[rows])  # fmt: skip
@@ -81,6 +84,11 @@ def fit_start(
     shrunk = shrunk_covariances(covariances, counts)
     states = states_holding_mass(Z[rows], means, shrunk, weights) if measure_overlap else None
     return MixtureStart(means, shrunk, weights, labels, pays, states)
+
+
+def inside_fences(Z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rows inside every column's outlier fence (those the standardisation's moments counted)."""
+    return np.all(np.column_stack([inside_outlier_fence(column, w) for column in Z.T]), axis=1)
 
 
 def _subset(n_rows: int, rng: np.random.RandomState) -> np.ndarray | slice:

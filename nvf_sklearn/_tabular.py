@@ -7,7 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from ._base import BaseFlowDensity
-from ._compat import Interval
+from ._compat import Interval, StrOptions
 from ._engine import Flow, spline_flow
 from ._preprocessing import Standardizer
 
@@ -37,9 +37,11 @@ class TabularFlowDensity(BaseFlowDensity):
         "tail_bound": [Interval(Real, 0, None, closed="neither")],
         "lu_linear": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "tails": [StrOptions({"gaussian", "student_t"})],
     }
 
-    def __init__(self, *, n_layers, hidden_size, n_hidden_layers, n_bins, tail_bound, lu_linear, dropout, **training):
+    def __init__(self, *, n_layers, hidden_size, n_hidden_layers, n_bins, tail_bound, lu_linear, dropout, tails,
+                 **training):  # fmt: skip
         super().__init__(**training)
         self.n_layers = n_layers
         self.hidden_size = hidden_size
@@ -48,6 +50,7 @@ class TabularFlowDensity(BaseFlowDensity):
         self.tail_bound = tail_bound
         self.lu_linear = lu_linear
         self.dropout = dropout
+        self.tails = tails
 
     def _dropout(self, n_features: int) -> float:
         return self.dropout
@@ -66,6 +69,7 @@ class TabularFlowDensity(BaseFlowDensity):
             tail_bound=self.tail_bound,
             lu_linear=self.lu_linear,
             dropout=self.dropout_,
+            tails=self.tails,
             **conditioning,
         )
 

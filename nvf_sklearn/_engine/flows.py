@@ -15,18 +15,23 @@ from torch import Tensor, nn
 
 from .base import Transform, standard_normal_log_prob
 from .splines import n_spline_parameters, rq_spline
+from .tails import StudentTBase
 
 
 class Flow(nn.Module):
-    """A chain of :class:`~.base.Transform` layers on a standard normal over ``base_shape``.
+    """A chain of :class:`~.base.Transform` layers on a base distribution over ``base_shape``.
 
     ``event_shape`` is the shape of one data point, ``base_shape`` that of its
     image in the base space (they differ when layers reshape, e.g. squeezes).
+    The base is a standard normal, or ``base`` (a :class:`~.tails.StudentTBase`
+    over the last dimension, given the context).
     """
 
-    def __init__(self, layers: list[Transform], event_shape: tuple[int, ...], base_shape: tuple[int, ...] | None = None):
+    def __init__(self, layers: list[Transform], event_shape: tuple[int, ...], base_shape: tuple[int, ...] | None = None,
+                 base: StudentTBase | None = None):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.base = base
         self.event_shape = tuple(event_shape)
         self.base_shape = tuple(base_shape or event_shape)
         # A buffer that follows the module's device and dtype, for new tensors.
@@ -68,12 +73,16 @@ class FlowDistribution:
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x | context)``; its shape is the broadcast batch shape."""
         z, log_det = self.transform(x)
+        if self.flow.base is not None:
+            return self.flow.base.log_prob(z, self.context) + log_det
         return standard_normal_log_prob(z, len(self.flow.base_shape)) + log_det
 
     def sample(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> Tensor:
         """Draw ``shape + context batch shape`` points."""
         reference = self.flow.reference
         batch = tuple(shape) + (self.flow.context_batch_shape(self.context) if self.context is not None else ())
+        if self.flow.base is not None:
+            return self.inverse(self.flow.base.sample(batch, self.context, generator, reference))
         z = torch.randn(
             *batch, *self.flow.base_shape, generator=generator, dtype=reference.dtype, device=reference.device
         )
@@ -295,6 +304,7 @@ def spline_flow(
     state_affine: str | None = None,
     state_splines: bool = False,
     dropout: float = 0.0,
+    tails: str = "gaussian",
 ) -> Flow:
     """Build a coupling neural spline flow (identity at initialisation).
 
@@ -303,6 +313,9 @@ def spline_flow(
     With one feature the coupling layer splines it given the context alone.
     ``state_affine`` (``"diagonal"`` or ``"full"``) puts a :class:`StateAffine`
     layer first (data side), and ``state_splines`` a :class:`StateSpline` after it.
+    ``tails="student_t"`` replaces the standard-normal base by a
+    :class:`~.tails.StudentTBase` (degrees of freedom per feature, per state
+    through the context).
     """
     if (state_affine is not None or state_splines) and not context_size:
         raise ValueError("state layers need a context (the state); pass context_size > 0.")
@@ -319,4 +332,5 @@ def spline_flow(
         )
         if n_features > 1:
             layers.append(ReversePermutation())
-    return Flow(layers, (n_features,))
+    base = StudentTBase(n_features, context_size) if tails == "student_t" else None
+    return Flow(layers, (n_features,), base=base)
