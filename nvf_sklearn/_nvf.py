@@ -10,7 +10,8 @@ import torch
 
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
-from ._nvf_start import diagonal_part, fit_start
+from ._engine.tails import INITIAL_DOF
+from ._nvf_start import diagonal_part, fit_start, state_tails
 from ._tabular import TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
@@ -313,6 +314,10 @@ class NVFDensity(TabularFlowDensity):
             model.flow.layers[0].restrict_to_diagonal()
         covariances = diagonal_part(start.covariances) if self.state_affine_ == "diagonal" else start.covariances
         maps = np.linalg.inv(np.linalg.cholesky(covariances))
+        if self.tails == "student_t":  # each state's t per feature, by maximum likelihood on its rows
+            dof, scale = state_tails(Z, start.labels, start.means, maps, INITIAL_DOF)
+            maps = maps / scale[:, :, None]
+            model.flow.base.start_at(torch.as_tensor(dof, dtype=z_train.dtype, device=z_train.device))
 
         def tensor(array):
             return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)

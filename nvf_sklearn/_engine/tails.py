@@ -41,6 +41,20 @@ class StudentTBase(nn.Module):
         if self.dof_weight is not None:
             self.dof_weight.zero_init = True  # read by initialization.initialize_parameters
 
+    @torch.no_grad()
+    def start_at(self, degrees_of_freedom: Tensor) -> None:
+        """Set ``nu``: ``(n_features,)`` for every context, or ``(K, n_features)``, one row per one-hot state."""
+        span = math.log(MAX_DOF) - math.log(MIN_DOF)
+        fraction = ((degrees_of_freedom.log() - math.log(MIN_DOF)) / span).clamp(1e-4, 1.0 - 1e-4)
+        raw = torch.log(fraction / (1.0 - fraction))
+        if raw.dim() == 1:
+            self.dof_bias.copy_(raw)
+            if self.dof_weight is not None:
+                self.dof_weight.weight.zero_()
+        else:
+            self.dof_bias.zero_()
+            self.dof_weight.weight.copy_(raw.T)
+
     def degrees_of_freedom(self, context: Tensor | None) -> Tensor:
         """``nu``: ``(n_features,)``, or ``(..., n_features)`` for a context ``(..., c)``."""
         raw = self.dof_bias if self.dof_weight is None or context is None else self.dof_bias + self.dof_weight(context)
