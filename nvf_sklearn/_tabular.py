@@ -75,12 +75,12 @@ class TabularFlowDensity(BaseFlowDensity):
 
     @property
     def location_(self) -> np.ndarray:
-        """Per-feature location of the internal standardisation (weighted training mean)."""
+        """Per-feature location of the internal standardisation (weighted training mean inside the outlier fence)."""
         return self.preprocessor_.location_
 
     @property
     def scale_(self) -> np.ndarray:
-        """Per-feature scale of the internal standardisation (weighted training standard deviation)."""
+        """Per-feature scale of the internal standardisation (weighted standard deviation inside the outlier fence)."""
         return self.preprocessor_.scale_
 
     # ------------------------------------------------------------ posteriors
