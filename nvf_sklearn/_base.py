@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context, check_is_fitted, validate_data
-from ._budget import BudgetRule, TrainingBudget, intra_op_threads, resolve_budget
+from ._budget import BUDGET_EXTENSIONS, BudgetRule, TrainingBudget, intra_op_threads, resolve_budget
 from ._device import resolve_device, torch_dtype
 from ._engine import DensityModel, TrainingConfig, TrainingData, TrainingResult, fit_model, initialize_parameters
 from ._fit_report import warn_about_training
@@ -106,6 +106,9 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Validation rows in the model's space as the model scores them (images: dequantised once)."""
         return Z_validation
 
+    #: Whether training starts from a model fitted to the data (a warm start that may rightly be kept as it is).
+    _fitted_start = False
+
     def _initialize_model(self, model, z_train, w_train, generator, rng) -> None:
         """Data-dependent warm start from the preprocessed training rows (tensors on the model's device)."""
         model.initialize(z_train, w_train, generator)
@@ -158,7 +161,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             self._set_diagnostics(split.X_train)
         except KeyboardInterrupt:
             result.stop_reason = "interrupted"
-        warn_about_training(type(self).__name__, result, self.max_epochs, budget.max_steps, stacklevel=4)
+        warn_about_training(type(self).__name__, result, self.max_epochs, budget.max_steps, stacklevel=4,
+                            fitted_start=self._fitted_start)  # fmt: skip
         return self
 
     def _validate_and_split(self, X, sample_weight, validation_data) -> _Split:
@@ -236,6 +240,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             warmup_steps=budget.warmup_steps,
             weight_decay=self.weight_decay,
             weight_averaging=budget.averaging_steps,
+            budget_extensions=BUDGET_EXTENSIONS if self.max_epochs == "auto" else 0,
             compile=self._compile(device),
         )
 

@@ -42,6 +42,10 @@ BACKWARD_COST = 2.0
 ONE_THREAD_WORK = 1024
 
 
+#: ``max_epochs="auto"``: cycles a fit may add when its budget ran out while validation was still improving (each
+#: from the best state, at half the previous peak rate, over half the previous budget).
+BUDGET_EXTENSIONS = 2
+
 @dataclass(frozen=True)
 class BudgetRule:
     """How one family of estimators sizes its training (per device type where they differ).

@@ -9,17 +9,19 @@ from sklearn.exceptions import ConvergenceWarning
 from ._engine import TrainingResult
 
 
-def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps: int, stacklevel: int = 2) -> None:
+def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps: int, stacklevel: int = 2,
+                        fitted_start: bool = False) -> None:  # fmt: skip
     """Warn once, or not at all when early stopping ended a stable run.
 
     In order of precedence: divergence (repeated non-finite losses), an
     interrupt, an unstable run (periods rolled back, a training stage whose
     loss ended above where it started, or no check better than the starting
-    model on validation), and a step budget that ran out. ``max_steps`` is
-    the budget that ``max_epochs`` resolved to.
+    model on validation, unless the start is itself a fitted model:
+    ``fitted_start``), and a step budget that ran out. ``max_steps`` is the
+    budget that ``max_epochs`` resolved to.
     """
     best = f"the model from step {result.best_step} is kept"
-    never_improved = result.n_steps > 0 and result.best_step == 0
+    never_improved = result.n_steps > 0 and result.best_step == 0 and not fitted_start
     if result.stop_reason == "diverged":
         message, category = (
             f"{name}: training diverged: {result.n_recoveries} validation periods gave a non-finite loss and were "
@@ -43,6 +45,8 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps
         )
     elif result.stop_reason == "max_steps":
         budget = f"its budget of {max_steps} steps (max_epochs={max_epochs!r})"
+        if result.n_steps > max_steps:
+            budget += f" and {result.n_steps - max_steps} more in shorter cycles while it still improved"
         if result.n_stages > 1:  # the budget is per stage; steps count on across the stages
             what = (f"a training stage used {budget} before early stopping (the model kept is from step "
                     f"{result.best_step} of {result.n_steps}, counted over {result.n_stages} stages)")  # fmt: skip

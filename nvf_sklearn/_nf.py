@@ -56,7 +56,11 @@ class NFDensity(TabularFlowDensity):
         (:class:`NVFDensity`, which starts from a Gaussian mixture, needs
         ``2.5 * sqrt(n_rows)``). The resolved budget is ``max_steps_``; the
         learning-rate schedule decays over it and early stopping may end it
-        sooner.
+        sooner. With ``"auto"``, a fit whose best validation check falls in
+        the last tenth of its budget is still improving and gets up to two
+        more cycles from its best state, each over half the previous budget
+        at half the previous peak rate (so ``n_steps_`` can reach
+        ``1.75 * max_steps_``); an int budget is never extended.
     batch_size : int or "auto", default="auto"
         Rows per optimiser step. ``"auto"``: on a CPU, a sixteenth of the
         training rows as a power of two between 512 and 1,024 (a CPU step of
@@ -156,7 +160,12 @@ class NFDensity(TabularFlowDensity):
         Mean validation log-likelihood at each check (nats, units of X);
         empty when ``validation_fraction=0``.
     best_validation_score_ : float or None
-        Best entry of ``validation_scores_``.
+        Best of ``start_validation_score_`` and ``validation_scores_``: the
+        score of the model kept.
+    start_validation_score_ : float or None
+        Mean validation log-likelihood of the model training started from
+        (the first candidate of model selection; ``best_step_ == 0`` when it
+        is the one kept).
     n_parameters_ : int
         Trainable parameters of the density (what :meth:`bic` counts).
     n_features_in_ : int

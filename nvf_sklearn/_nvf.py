@@ -140,7 +140,13 @@ class NVFDensity(TabularFlowDensity):
     validation_scores_ : list of float
         Exact mean validation log-likelihood at each check (nats, units of X).
     best_validation_score_ : float or None
-        Best entry of ``validation_scores_``.
+        Best of ``start_validation_score_`` and ``validation_scores_``: the
+        score of the model kept.
+    start_validation_score_ : float or None
+        Exact mean validation log-likelihood of the warm start (the starting
+        mixture), the first candidate of model selection: a fit never ends
+        below it on validation, and ``best_step_ == 0`` says the warm start
+        itself was kept (as on data that are a Gaussian mixture).
 
     See Also
     --------
@@ -195,7 +201,7 @@ class NVFDensity(TabularFlowDensity):
         n_bins=8,
         tail_bound=5.0,
         lu_linear=True,
-        tails="gaussian",
+        tails="student_t",
         dropout="auto",
         max_epochs="auto",
         batch_size="auto",
@@ -246,6 +252,8 @@ class NVFDensity(TabularFlowDensity):
         self.encoder_hidden_sizes = encoder_hidden_sizes
         self.temperature_start = temperature_start
         self.temperature_end = temperature_end
+
+    _fitted_start = True  # a Gaussian mixture: on Gaussian clusters it is rightly kept
 
     def _check_training_rows(self, n_train: int) -> None:
         if self.n_latent > n_train:

@@ -88,3 +88,20 @@ def test_a_stable_early_stopped_fit_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_about_training("Model", TrainingResult(stop_reason="early_stopping", train_loss=[2.0, 1.0]), 10, 40)
+
+
+def test_keeping_a_fitted_warm_start_is_not_a_sign_of_instability():
+    kept_start = TrainingResult(stop_reason="early_stopping", n_steps=60, best_step=0, train_loss=[2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_training("Model", kept_start, 10, 400, fitted_start=True)
+    with pytest.warns(ConvergenceWarning, match="no check scored better"):
+        warn_about_training("Model", kept_start, 10, 400)
+
+
+def test_an_extended_budget_is_named_with_its_extra_steps():
+    extended = TrainingResult(stop_reason="max_steps", n_steps=700, best_step=690, train_loss=[2.0, 1.0])
+    with pytest.warns(ConvergenceWarning) as record:
+        warn_about_training("Model", extended, "auto", 400)
+    (message,) = _messages(record)
+    assert "its budget of 400 steps (max_epochs='auto') and 300 more in shorter cycles" in message

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -57,6 +57,9 @@ class TrainingConfig:
     #: early stopping and the kept model then use the average.
     weight_averaging: float | None = None
     max_recoveries: int = 4
+    #: Extra cycles a stage may run when its budget ran out while it was still improving: each starts from the
+    #: best state with fresh moments, half the previous peak rate and half the budget (cosine decay again).
+    budget_extensions: int = 0
     #: Capture the training step (see ``step.TrainStep``).
     compile: bool = False
 
@@ -334,6 +337,16 @@ def train_stage(
     return result
 
 
+#: A run that used its whole budget is still improving when its best check lies in this last fraction of its steps.
+STILL_IMPROVING_FRACTION = 0.1
+
+
+def still_improving(result: TrainingResult) -> bool:
+    """Whether a run used its whole budget and found its best check near the end of it."""
+    late = result.n_steps * (1.0 - STILL_IMPROVING_FRACTION)
+    return result.stop_reason == "max_steps" and result.n_steps > 0 and result.best_step >= late
+
+
 def train(
     model: DensityModel,
     data: TrainingData,
@@ -350,6 +363,15 @@ def train(
         for stage in model.training_stages():
             model.set_training_stage(stage)
             stage_result = train_stage(model, data, config, generator, strategy, stage, on_check)
+            cycle = config
+            for _ in range(config.budget_extensions):
+                if not still_improving(stage_result):
+                    break
+                cycle = replace(cycle, learning_rate=cycle.learning_rate / 2, max_steps=max(cycle.max_steps // 2, 1),
+                                warmup_steps=0)  # fmt: skip
+                more = train_stage(model, data, cycle, generator, strategy, stage, on_check)
+                stage_result = replace(chain_results(stage_result, more), stop_reason=more.stop_reason,
+                                       n_stages=stage_result.n_stages)  # fmt: skip
             result = stage_result if result is None else chain_results(result, stage_result)
             if result.stop_reason == "interrupted":
                 break

@@ -41,7 +41,7 @@ def test_one_feature_flow_on_a_t_base_integrates_to_one():
     flow = randomise_(spline_flow(1, context_size=2, n_layers=2, hidden_size=8, tails="student_t").to(F64), 0.5)
     with torch.no_grad():
         flow.base.dof_bias.fill_(-1.5)  # nu of about 2 to 6: heavy tails
-    grid = torch.linspace(-3000.0, 3000.0, 600_001, dtype=F64).unsqueeze(-1)
+    grid = torch.linspace(-1000.0, 1000.0, 200_001, dtype=F64).unsqueeze(-1)
     for context in torch.eye(2, dtype=F64):
         nu = flow.base.degrees_of_freedom(context).item()
         assert nu < 10  # heavy tails: the integral's range must hold them

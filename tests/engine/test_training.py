@@ -16,6 +16,7 @@ from nvf_sklearn._engine.training import (
     batch_stream,
     chain_results,
     run_period,
+    still_improving,
     train,
     TrainingResult,
 )
@@ -224,3 +225,22 @@ def test_the_kept_model_is_the_weight_average_the_validation_scored():
         kept = module.validation_loss(data.x_validation).mean().item()
     assert kept == pytest.approx(result.best_loss, rel=1e-6)
     assert result.best_loss == min(result.validation_loss)
+
+
+def test_a_run_still_improving_at_its_budget_gets_shorter_cycles_at_half_the_rate():
+    """Skewed data and 4 epochs: still improving at the end, so 2 more cycles of 2 and 1 epochs, rates halved."""
+    result = _fit(Sabotaged(), epochs=4, schedule="cosine", budget_extensions=2, learning_rate=4e-3)
+    assert result.n_steps == (4 + 2 + 1) * STEPS_PER_EPOCH
+    assert result.steps == [STEPS_PER_EPOCH * (i + 1) for i in range(7)]
+    assert result.stop_reason == "max_steps" and result.n_stages == 1
+    first_peak, second_peak = max(result.learning_rate[:4]), max(result.learning_rate[4:6])
+    assert second_peak <= first_peak / 2 + 1e-12 and max(result.learning_rate[6:]) <= first_peak / 4 + 1e-12
+    assert result.best_loss == min(result.validation_loss) and result.best_loss < result.start_loss
+
+
+def test_a_run_that_stopped_early_or_peaked_long_before_its_budget_is_not_extended():
+    stopped = _fit(Sabotaged(), epochs=4, budget_extensions=2, patience=1, learning_rate=1.0)
+    assert stopped.n_steps <= 4 * STEPS_PER_EPOCH
+    peaked = TrainingResult(n_steps=100, best_step=50, stop_reason="max_steps")
+    assert not still_improving(peaked) and still_improving(TrainingResult(n_steps=100, best_step=95,
+                                                                          stop_reason="max_steps"))  # fmt: skip
