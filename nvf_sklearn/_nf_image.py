@@ -42,8 +42,10 @@ class NFImageDensity(BaseImageDensity):
         the identity outside.
     max_epochs : int or "auto", default="auto"
         Training budget: at most this many passes over the training images;
-        ``"auto"``: about ``60 * sqrt(n_images)`` steps (at least 1,000).
-        The resolved budget is ``max_steps_``.
+        ``"auto"``: about ``60 * sqrt(n_images)`` steps (at least 1,000),
+        with up to two shorter cycles more while validation still improves
+        at its end (as in :class:`NFDensity`). The resolved budget is
+        ``max_steps_``.
     batch_size : int or "auto", default="auto"
         Images per optimiser step; ``"auto"`` is 64 on a CPU (measured on
         digits: 64 beats 256 per second) and 256 on a GPU (``batch_size_``).
