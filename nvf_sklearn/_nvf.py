@@ -56,7 +56,7 @@ class NVFDensity(TabularFlowDensity):
         invertible (LU-factorised) matrix, starting at the whitening transform
         of the state's starting component; a full one can learn any
         orientation and costs ``K * d**2`` parameters. ``"auto"``: full when
-        the warm start's full covariances beat their diagonals by AIC (the
+        the warm start's full covariances beat their diagonals by BIC (the
         clusters are correlated) and there are at most 64 features, else
         diagonal; ``state_affine_`` says which. On uncorrelated clusters the
         extra ``K * d * (d - 1)`` parameters only overfit (measured at 16 and
