@@ -177,9 +177,9 @@ def plot(fitted, X_test, path):
 #    checkerboard: 3000 training rows, 20000 fresh test rows, seed 0
 #    model                       test log-lik  gap to truth  fit (s)
 #    true density                      -3.466         0.000
-#    GaussianMixture(K=25)             -3.697         0.232      1.5
-#    NFDensity                         -3.670         0.204      6.5
-#    NVFDensity(n_latent=8)            -3.543         0.077      2.7
+#    GaussianMixture(K=25)             -3.697         0.232      1.8
+#    NFDensity                         -3.655         0.189      8.4
+#    NVFDensity(n_latent=8)            -3.546         0.080      2.4
 #    Nats per sample; the gap is E[log p_true - log q] on the test rows (lower is better).
 #
 # .. image:: /images/quickstart.png
