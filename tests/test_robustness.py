@@ -8,7 +8,7 @@ from nvf_sklearn import NFDensity, NVFDensity
 
 from .conftest import FAST
 
-SETTINGS = {**FAST, "max_epochs": 20, "batch_size": 128}
+SETTINGS = {**FAST, "max_epochs": 10, "batch_size": 128}
 
 
 @pytest.mark.parametrize("estimator", [NVFDensity(3, **SETTINGS), NFDensity(**SETTINGS)], ids=["NVF", "NF"])
