@@ -214,10 +214,14 @@ class ImbalancedGaussianClusters:
         factors = _random_rotations(rng, k, d) * axis_scales[:, None, :]
         self.covariances = factors @ factors.transpose(0, 2, 1)
 
-    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def generate_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` rows and the cluster each was drawn from."""
         labels = rng.choice(self.n_components, size=n, p=self.weights)
         factors = np.linalg.cholesky(self.covariances)[labels]
-        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension)))
+        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension))), labels
+
+    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_labelled(n, rng)[0]
 
     def log_density(self, X: np.ndarray) -> np.ndarray:
         per_component = np.stack(

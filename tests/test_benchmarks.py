@@ -156,3 +156,15 @@ def test_multimodal_suite_option_chooses_cases_and_results_file(tmp_path):
     records = tmp_path / "runs.jsonl"
     records.write_text("".join(json.dumps({"data": name, "model": "gmm", "seed": 0}) + "\n" for name in [front, known]))
     assert [r["data"] for r in read_records([str(records)])] == [known, front]
+
+
+def test_rare_modes_rows_match_each_cluster_to_a_state():
+    from benchmarks.rare_modes import COLUMNS, rare_mode_rows
+    from benchmarks.toy_data import ImbalancedGaussianClusters
+
+    mixture = ImbalancedGaussianClusters(dimension=2, n_components=3, seed=11)
+    rows = rare_mode_rows(mixture, 600, seed=0, max_epochs=1)
+    assert [row["cluster"] for row in rows] == np.argsort(mixture.weights).tolist()
+    assert all(set(row) == set(COLUMNS) for row in rows)
+    assert all(0.0 <= float(row["rows kept together"]) <= 1.0 for row in rows)
+    assert sum(float(row["true weight"]) for row in rows) == pytest.approx(1.0, abs=1e-3)
