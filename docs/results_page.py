@@ -27,6 +27,9 @@ DOCS_RESULTS = ROOT / "docs" / "benchmarks_results.rst"
 #: no file is skipped; a file whose stem is not here follows, titled by ``readable_title``.
 RESULT_TITLES = {
     "multimodal": "Known densities, 2 to 32 dimensions",
+    "multimodal_nvf_defaults": "Known densities: NVFDensity with Student-t tails and budget extension",
+    "multimodal_fronts": "Fronts: imbalanced clusters, heavy tails, fewer rows",
+    "rare_modes": "Rare modes: does every cluster keep its state?",
     "nvf_recipe_ablation": "How NVFDensity's defaults were chosen",
     "nvf_ablation": "NVFDensity: training objective and temperature",
     "run_tabular": "Real tables",
