@@ -153,8 +153,32 @@ class SkewedClusterMixture:
         return (self._base_log_density(np.sinh(inner)) + log_dz_dy).sum(axis=1) - np.log(self.scales[k]).sum()
 
 
+class FullCovarianceMixture:
+    """Sampling and the exact log-density of a full-covariance Gaussian mixture.
+
+    Subclasses set ``dimension``, ``n_components``, ``means`` ``(K, d)``,
+    ``covariances`` ``(K, d, d)`` and ``weights`` ``(K,)``.
+    """
+
+    def generate_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` rows and the component each was drawn from."""
+        labels = rng.choice(self.n_components, size=n, p=self.weights)
+        factors = np.linalg.cholesky(self.covariances)[labels]
+        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension))), labels
+
+    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_labelled(n, rng)[0]
+
+    def log_density(self, X: np.ndarray) -> np.ndarray:
+        per_component = np.stack(
+            [multivariate_normal(m, c).logpdf(X).reshape(len(X)) for m, c in zip(self.means, self.covariances)],
+            axis=1,
+        )
+        return logsumexp(per_component + np.log(self.weights), axis=1)
+
+
 @dataclass
-class GaussianBlobs:
+class GaussianBlobs(FullCovarianceMixture):
     """A full-covariance Gaussian mixture (the case GaussianMixture is exact for)."""
 
     dimension: int = 4
@@ -170,21 +194,9 @@ class GaussianBlobs:
         self.covariances = factors @ factors.transpose(0, 2, 1)
         self.weights = rng.dirichlet(np.full(k, 5.0))
 
-    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        labels = rng.choice(self.n_components, size=n, p=self.weights)
-        factors = np.linalg.cholesky(self.covariances)[labels]
-        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension)))
-
-    def log_density(self, X: np.ndarray) -> np.ndarray:
-        per_component = np.stack(
-            [multivariate_normal(m, c).logpdf(X).reshape(len(X)) for m, c in zip(self.means, self.covariances)],
-            axis=1,
-        )
-        return logsumexp(per_component + np.log(self.weights), axis=1)
-
 
 @dataclass
-class ImbalancedGaussianClusters:
+class ImbalancedGaussianClusters(FullCovarianceMixture):
     """A full-covariance Gaussian mixture whose weights and sizes are far apart (rare and small clusters).
 
     Component k has weight proportional to ``weight_ratio ** (-j / (K - 1))``
@@ -214,21 +226,6 @@ class ImbalancedGaussianClusters:
         factors = _random_rotations(rng, k, d) * axis_scales[:, None, :]
         self.covariances = factors @ factors.transpose(0, 2, 1)
 
-    def generate_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` rows and the cluster each was drawn from."""
-        labels = rng.choice(self.n_components, size=n, p=self.weights)
-        factors = np.linalg.cholesky(self.covariances)[labels]
-        return self.means[labels] + np.einsum("nij,nj->ni", factors, rng.normal(size=(n, self.dimension))), labels
-
-    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.generate_labelled(n, rng)[0]
-
-    def log_density(self, X: np.ndarray) -> np.ndarray:
-        per_component = np.stack(
-            [multivariate_normal(m, c).logpdf(X).reshape(len(X)) for m, c in zip(self.means, self.covariances)],
-            axis=1,
-        )
-        return logsumexp(per_component + np.log(self.weights), axis=1)
 
 
 def rotated_t_clusters(dimension: int, n_components: int, seed: int, separation: float = 4.0) -> SkewedClusterMixture:
