@@ -38,6 +38,8 @@ class MixtureStart:
     (None when the start was not asked to compare them).
     ``states_per_row`` is :func:`states_holding_mass` on the start's rows
     (None when the start was not asked to measure it).
+    ``inliers`` ``(n,)`` marks the rows inside every column's outlier fence
+    (:func:`inside_fences`); the ``"gmm"`` start is fitted on those only.
     """
 
     means: np.ndarray
@@ -46,6 +48,7 @@ class MixtureStart:
     labels: np.ndarray
     full_covariances_pay: bool | None
     states_per_row: int | None
+    inliers: np.ndarray
 
 
 def fit_start(
@@ -63,10 +66,11 @@ def fit_start(
     diagonal covariances, ``measure_overlap=False`` the count of states per
     row (the random stream is drawn from all the same).
     """
+    inliers = inside_fences(Z, w)
     if init_params == "gmm":
         # A start, not the model, need not cost an EM over every row; gross outliers would take a component.
         rows = _subset(len(Z), rng)
-        rows = np.arange(len(Z))[rows][inside_fences(Z, w)[rows]]
+        rows = np.arange(len(Z))[rows][inliers[rows]]
         # GaussianMixture takes no sample weights: the start ignores them (rows of weight zero are gone).
         mixture = GaussianMixture(n_states, covariance_type="full", reg_covar=START_VARIANCE_FLOOR,
                                   n_init=START_INITS, random_state=rng).fit(Z[rows])  # fmt: skip
@@ -84,7 +88,7 @@ def fit_start(
     pays = full_covariances_pay(Z[rows], means, covariances, weights) if compare_covariances else None
     shrunk = shrunk_covariances(covariances, counts)
     states = states_holding_mass(Z[rows], means, shrunk, weights) if measure_overlap else None
-    return MixtureStart(means, shrunk, weights, labels, pays, states)
+    return MixtureStart(means, shrunk, weights, labels, pays, states, inliers)
 
 
 def inside_fences(Z: np.ndarray, w: np.ndarray) -> np.ndarray:
