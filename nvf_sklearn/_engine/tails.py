@@ -43,17 +43,11 @@ class StudentTBase(nn.Module):
 
     @torch.no_grad()
     def start_at(self, degrees_of_freedom: Tensor) -> None:
-        """Set ``nu``: ``(n_features,)`` for every context, or ``(K, n_features)``, one row per one-hot state."""
+        """Set ``nu`` per one-hot state: ``degrees_of_freedom`` is ``(K, n_features)``, row k for state k."""
         span = math.log(MAX_DOF) - math.log(MIN_DOF)
         fraction = ((degrees_of_freedom.log() - math.log(MIN_DOF)) / span).clamp(1e-4, 1.0 - 1e-4)
-        raw = torch.log(fraction / (1.0 - fraction))
-        if raw.dim() == 1:
-            self.dof_bias.copy_(raw)
-            if self.dof_weight is not None:
-                self.dof_weight.weight.zero_()
-        else:
-            self.dof_bias.zero_()
-            self.dof_weight.weight.copy_(raw.T)
+        self.dof_bias.zero_()
+        self.dof_weight.weight.copy_(torch.log(fraction / (1.0 - fraction)).T)
 
     def degrees_of_freedom(self, context: Tensor | None) -> Tensor:
         """``nu``: ``(n_features,)``, or ``(..., n_features)`` for a context ``(..., c)``."""

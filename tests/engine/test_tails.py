@@ -77,3 +77,10 @@ def test_an_extreme_point_costs_log_not_square_and_has_a_bounded_gradient():
     assert log_prob.item() == pytest.approx(stats.t.logpdf(1e8, INITIAL_DOF), rel=1e-9)
     assert log_prob.item() > -(INITIAL_DOF + 1) * math.log(1e8)  # a normal base: -5e15
     assert abs(gradient.item()) == pytest.approx((INITIAL_DOF + 1) / 1e8, rel=1e-6)
+
+
+def test_start_at_sets_each_states_degrees_of_freedom():
+    base = t_base(2, 3, scale=1.0)
+    wanted = torch.tensor([[2.0, 300.0], [30.0, 5.0], [1.5, 100.0]], dtype=F64)
+    base.start_at(wanted)
+    assert_close(base.degrees_of_freedom(torch.eye(3, dtype=F64)), wanted)
