@@ -11,7 +11,7 @@ import torch
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
 from ._engine.tails import INITIAL_DOF
-from ._nvf_start import diagonal_part, fit_start, state_tails
+from ._nvf_start import diagonal_part, fit_start, independent_frames, state_tails
 from ._tabular import TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
@@ -324,6 +324,8 @@ class NVFDensity(TabularFlowDensity):
             model.flow.layers[0].restrict_to_diagonal()
         covariances = diagonal_part(start.covariances) if self.state_affine_ == "diagonal" else start.covariances
         maps = np.linalg.inv(np.linalg.cholesky(covariances))
+        if self.state_affine_ == "full":  # per-feature layers then act along each cluster's own axes
+            maps = independent_frames(Z[start.inliers], start.labels[start.inliers], start.means, maps, rng)
         if self.tails == "student_t":  # each state's t per feature, by maximum likelihood on its rows
             inside = start.inliers  # an outlier's residual would pull its state's nu down
             dof, scale = state_tails(Z[inside], start.labels[inside], start.means, maps, INITIAL_DOF)

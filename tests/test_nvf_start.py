@@ -7,7 +7,14 @@ from sklearn.mixture import GaussianMixture
 
 from nvf_sklearn import NVFDensity
 from nvf_sklearn._engine.flows import StateAffine
-from nvf_sklearn._nvf_start import fit_start, full_covariances_pay, mixture_log_likelihood
+from nvf_sklearn._nvf_start import (
+    fit_start,
+    full_covariances_pay,
+    independent_frames,
+    marginal_entropy,
+    mixture_log_likelihood,
+    pivot_free,
+)
 
 from .conftest import FAST
 
@@ -67,3 +74,55 @@ def test_auto_that_chooses_diagonal_is_the_diagonal_fit_exactly():
 def test_an_explicit_full_map_is_kept_on_uncorrelated_clusters():
     estimator = NVFDensity(3, state_affine="full", **{**FAST, "max_epochs": 1}).fit(clusters(rotated=False))
     assert estimator.state_affine_ == "full" and estimator.module_.flow.layers[0].lower is not None
+
+
+def test_pivot_free_rows_factor_without_exchanges():
+    """A rotation's rows reordered and signed: same rows up to sign, an LU with a positive diagonal of U."""
+    rotation = ortho_group.rvs(5, random_state=1)
+    ordered = pivot_free(rotation)
+    np.testing.assert_allclose(np.abs(ordered @ rotation.T), np.eye(5)[np.argmax(np.abs(ordered @ rotation.T), 1)],
+                               atol=1e-12)  # fmt: skip
+    leading = [np.linalg.det(ordered[:i, :i]) for i in range(1, 6)]
+    assert all(value > 0 for value in leading)  # L U exists with diag(U) > 0 exactly when these are positive
+
+
+def test_independent_frames_find_a_rotated_clusters_own_axes():
+    """Skewed independent marginals, rotated: the turned whitening map undoes the rotation up to order and sign."""
+    rng = np.random.default_rng(0)
+    d, n = 4, 4000
+    rotation = ortho_group.rvs(d, random_state=2)
+    sources = np.column_stack([rng.exponential(size=n) - 1.0, rng.uniform(-1.7, 1.7, size=n),
+                               rng.laplace(size=n) / np.sqrt(2.0), rng.exponential(size=n) - 1.0])  # fmt: skip
+    X = 3.0 + sources @ rotation.T
+    mean, covariance = X.mean(axis=0), np.cov(X.T)
+    cholesky_map = np.linalg.inv(np.linalg.cholesky(covariance))
+    maps = independent_frames(X, np.zeros(n, dtype=int), mean[None], cholesky_map[None], np.random.RandomState(0))
+    np.testing.assert_allclose(maps[0] @ covariance @ maps[0].T, np.eye(d), atol=1e-10)  # still whitens
+    recovered = np.abs(maps[0] @ rotation)  # ~ a permutation (the sources have unit variance)
+    np.testing.assert_allclose(np.sort(recovered, axis=1)[:, -1], 1.0, atol=0.05)
+    np.testing.assert_allclose(np.sort(recovered, axis=1)[:, :-1], 0.0, atol=0.1)
+    before = np.abs(cholesky_map @ rotation)
+    assert np.sort(before, axis=1)[:, :-1].max() > 0.3  # the Cholesky frame was not the sources' frame
+
+
+def test_marginal_entropy_of_known_marginals():
+    """m-spacing estimates: a normal column has 0.5 log(2 pi e), a U(0, 3) one log 3; the sum is over columns.
+
+    The estimator is biased low by a few hundredths of a nat (more for long tails); the frames it compares share
+    the rows, so their biases nearly cancel.
+    """
+    rng = np.random.default_rng(0)
+    columns = np.column_stack([rng.normal(size=20_000), rng.uniform(0.0, 3.0, size=20_000)])
+    expected = [0.5 * np.log(2.0 * np.pi * np.e), np.log(3.0)]
+    np.testing.assert_allclose([marginal_entropy(columns[:, [0]]), marginal_entropy(columns[:, [1]])], expected,
+                               atol=0.05)  # fmt: skip
+    np.testing.assert_allclose(marginal_entropy(columns), sum(expected), atol=0.06)
+
+
+def test_a_gaussian_cluster_keeps_a_whitening_map():
+    """On a Gaussian cluster every frame is as good: whatever is kept still whitens it exactly."""
+    X = clusters(rotated=True, n=3000, k=1)
+    mean, covariance = X.mean(axis=0), np.cov(X.T)
+    cholesky_map = np.linalg.inv(np.linalg.cholesky(covariance))
+    maps = independent_frames(X, np.zeros(len(X), dtype=int), mean[None], cholesky_map[None], np.random.RandomState(0))
+    np.testing.assert_allclose(maps[0] @ covariance @ maps[0].T, np.eye(6), atol=1e-10)

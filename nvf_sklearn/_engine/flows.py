@@ -196,6 +196,18 @@ class LULinear(Transform):
         return torch.linalg.solve_triangular(upper, u_x, upper=True).T.reshape(x.shape), -log_det
 
 
+def lu_without_pivoting(matrices: Tensor) -> tuple[Tensor, Tensor]:
+    """``(L, U)`` with ``matrices = L U``, ``L`` unit lower- and ``U`` upper-triangular (Doolittle, no row exchanges)."""
+    d = matrices.shape[-1]
+    lower = torch.eye(d, dtype=matrices.dtype, device=matrices.device).repeat(*matrices.shape[:-2], 1, 1)
+    upper = torch.zeros_like(matrices)
+    for i in range(d):
+        upper[..., i, i:] = matrices[..., i, i:] - (lower[..., i : i + 1, :i] @ upper[..., :i, i:]).squeeze(-2)
+        below = matrices[..., i + 1 :, i] - (lower[..., i + 1 :, :i] @ upper[..., :i, i : i + 1]).squeeze(-1)
+        lower[..., i + 1 :, i] = below / upper[..., i : i + 1, i]
+    return lower, upper
+
+
 class StateAffine(Transform):
     """``y = A(c) (x - m(c))``: a location and an invertible matrix per state, linear in the context.
 
@@ -206,10 +218,13 @@ class StateAffine(Transform):
     ``log|det A| = sum(log_scale)`` costs O(d) and any orientation can be
     learned (a lower-triangular map alone fixes the frame, and a state's
     independent directions need not be its Cholesky frame). A latent model
-    warm-started from a Gaussian mixture sets ``A_k`` to the transposed
-    Cholesky factor of component ``k``'s precision, so it starts as that
+    warm-started from a Gaussian mixture sets ``A_k`` to a whitening map of
+    component ``k``'s covariance (:meth:`start_at`), so it starts as that
     mixture and later layers refine it.
     """
+
+    #: Weight decay would pull every state towards the centre and unit scale, not towards a simpler model.
+    decayed = False
 
     def __init__(self, n_features: int, context_size: int, full: bool = False) -> None:
         super().__init__()
@@ -225,6 +240,25 @@ class StateAffine(Transform):
         self.upper = nn.Linear(context_size, rows.numel(), bias=False) if full else None
         if full:
             self.lower.zero_init = self.upper.zero_init = True
+
+    @torch.no_grad()
+    def start_at(self, locations: Tensor, maps: Tensor) -> None:
+        """State k starts at ``x -> maps[k] (x - locations[k])`` (one-hot contexts; ``(K, d)`` and ``(K, d, d)``).
+
+        A full map is factorised ``L U`` without row exchanges (each map must
+        have one, with a positive diagonal of ``U``: a lower-triangular map
+        with a positive diagonal has, and so has any map whose rows are in
+        the order partial pivoting puts them, signs fixed). A diagonal state
+        map keeps only the diagonal.
+        """
+        self.location.weight.copy_(locations.T)
+        if self.lower is None:
+            self.log_scale.weight.copy_(torch.diagonal(maps, dim1=-2, dim2=-1).log().T)
+            return
+        lower, upper = lu_without_pivoting(maps)
+        self.log_scale.weight.copy_(torch.diagonal(upper, dim1=-2, dim2=-1).log().T)
+        self.lower.weight.copy_(lower[:, self.rows, self.columns].T)
+        self.upper.weight.copy_(upper[:, self.columns, self.rows].T)
 
     def restrict_to_diagonal(self) -> None:
         """Drop the off-diagonal factors (before training): a location and a diagonal scale per state."""

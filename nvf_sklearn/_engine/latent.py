@@ -103,6 +103,10 @@ class LatentFlowDensity(DensityModel):
         """Parameters of p(x) itself (the encoder is only an inference aid)."""
         return (p for name, p in self.named_parameters() if not name.startswith("encoder."))
 
+    def decayed_parameters(self) -> Iterator[nn.Parameter]:
+        """All but the mixture's own: zero state logits are uniform weights, not a simpler model."""
+        return (p for p in super().decayed_parameters() if p is not self.weight_logits)
+
     # -------------------------------------------------------------- training
     def temperature(self, progress: Tensor) -> Tensor:
         """Gumbel-softmax temperature, annealed geometrically from start to end."""
@@ -176,23 +180,20 @@ class LatentFlowDensity(DensityModel):
     # -------------------------------------------------------- initialisation
     @torch.no_grad()
     def initialize_states(self, means: Tensor, maps: Tensor, weights: Tensor) -> None:
-        """Start as a Gaussian mixture: state k maps ``x -> maps[k] (x - means[k])``.
+        """Start as a mixture: state k maps ``x -> maps[k] (x - means[k])`` before the later layers.
 
-        ``maps[k]`` is lower-triangular with a positive diagonal (the
-        transposed Cholesky factor of component k's precision; a diagonal one
-        for a diagonal mixture). Where the flow's first layer is diagonal only
-        the diagonal is kept. The state weights (when learned) start at
-        ``weights``.
+        With the later layers at the identity and a standard normal base,
+        ``maps[k] = cholesky(S_k)^-1`` makes the model the Gaussian mixture of
+        means ``means``, covariances ``S`` and weights ``weights``; any map of
+        the same covariance (a rotation of it) makes the same mixture, in
+        another frame. Each map must factor as ``L U`` without row exchanges
+        (:meth:`~.flows.StateAffine.start_at`); where the flow's first layer is
+        diagonal only the diagonal is kept. The state weights (when learned)
+        start at ``weights``.
         """
         affine = self.flow.layers[0]
         if isinstance(affine, StateAffine):
-            diagonal = torch.diagonal(maps, dim1=-2, dim2=-1)
-            affine.location.weight.copy_(means.T)
-            affine.log_scale.weight.copy_(diagonal.log().T)
-            if affine.lower is not None:  # maps = L D with L unit lower-triangular: U starts diagonal
-                unit_lower = maps / diagonal.unsqueeze(-2)
-                affine.lower.weight.copy_(unit_lower[:, affine.rows, affine.columns].T)
-                affine.upper.weight.zero_()
+            affine.start_at(means, maps)
         if isinstance(self.weight_logits, nn.Parameter):
             self.weight_logits.copy_(weights.log())
 

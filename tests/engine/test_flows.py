@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nvf_sklearn._engine.flows import LULinear, ReversePermutation, SplineCoupling, StateAffine, spline_flow
+from nvf_sklearn._engine.flows import (
+    LULinear,
+    ReversePermutation,
+    SplineCoupling,
+    StateAffine,
+    lu_without_pivoting,
+    spline_flow,
+)
 from nvf_sklearn._engine.initialization import initialize_parameters
 
 from .conftest import F64, generator, randomise_, small_spline_flow, tabular_points
@@ -115,6 +122,28 @@ def test_state_affine_maps_and_solves_per_state(full):
         assert_close(log_det, torch.linalg.slogdet(matrix).logabsdet.expand(6), atol=1e-12, rtol=0)
         solved = torch.linalg.solve(matrix, x.T).T + location
         assert_close(layer.inverse(x, states[k].expand(6, -1)), solved, atol=1e-12, rtol=0)
+
+
+def test_lu_without_pivoting_factors_exactly():
+    matrices = torch.randn(5, 4, 4, generator=generator(2), dtype=F64) + 4.0 * torch.eye(4, dtype=F64)
+    lower, upper = lu_without_pivoting(matrices)
+    assert torch.equal(lower.triu(1), torch.zeros_like(lower)) and torch.equal(upper.tril(-1), torch.zeros_like(upper))
+    assert_close(lower.diagonal(dim1=-2, dim2=-1), torch.ones(5, 4, dtype=F64), atol=0, rtol=0)
+    assert_close(lower @ upper, matrices, atol=1e-12, rtol=0)
+
+
+def test_full_state_affine_starts_at_any_pivot_free_map():
+    """``start_at`` reproduces dense maps (not only triangular ones) and the locations, state by state."""
+    layer = StateAffine(3, 4, full=True).to(F64)
+    states = torch.eye(4, dtype=F64)
+    maps = torch.randn(4, 3, 3, generator=generator(3), dtype=F64) + 3.0 * torch.eye(3, dtype=F64)
+    locations = torch.randn(4, 3, generator=generator(4), dtype=F64)
+    layer.start_at(locations, maps)
+    assert_close(layer.matrix(states), maps, atol=1e-12, rtol=0)
+    assert_close(layer.location(states), locations, atol=0, rtol=0)
+    diagonal = StateAffine(3, 4, full=False).to(F64)
+    diagonal.start_at(locations, maps.abs())
+    assert_close(diagonal.matrix(states), torch.diag_embed(maps.abs().diagonal(dim1=-2, dim2=-1)), atol=1e-14, rtol=0)
 
 
 def test_one_feature_full_state_affine_has_no_off_diagonal_part():
