@@ -135,11 +135,15 @@ class SkewedClusterMixture:
     def _base_log_density(self, z):
         return norm.logpdf(z) if self.nu is None else student_t.logpdf(z, self.nu)
 
-    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def generate_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` rows and the cluster each was drawn from."""
         labels = rng.choice(self.n_components, size=n, p=self.weights)
         z = self._base_sample(rng, (n, self.dimension))
         y = np.sinh((np.arcsinh(z) + self.skews[labels]) / self.tails[labels])
-        return self.means[labels] + np.einsum("nij,nj->ni", self.rotations[labels], self.scales[labels] * y)
+        return self.means[labels] + np.einsum("nij,nj->ni", self.rotations[labels], self.scales[labels] * y), labels
+
+    def generate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_labelled(n, rng)[0]
 
     def log_density(self, X: np.ndarray) -> np.ndarray:
         per_component = np.stack([self._component_log_density(X, k) for k in range(self.n_components)], axis=1)

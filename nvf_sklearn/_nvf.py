@@ -318,7 +318,7 @@ class NVFDensity(TabularFlowDensity):
         undecided = self.state_affine == "auto" and self.state_affine_ == "full"  # the data decide
         auto_states = self.training_states == "auto" and self.objective == "exact"
         start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided,
-                          measure_overlap=auto_states)  # fmt: skip
+                          measure_overlap=auto_states, heavy_tailed=self.tails == "student_t")  # fmt: skip
         if undecided and not start.full_covariances_pay:
             self.state_affine_ = "diagonal"
             model.flow.layers[0].restrict_to_diagonal()

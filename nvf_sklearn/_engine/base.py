@@ -100,12 +100,6 @@ class DensityModel(nn.Module, ABC):
         """The parameters of ``p(x)`` itself (BIC counts these; inference aids are excluded)."""
         return self.parameters()
 
-    def decayed_parameters(self) -> Iterator[nn.Parameter]:
-        """The parameters weight decay pulls towards zero: all but those of modules flagged ``decayed = False``."""
-        exempt = {id(p) for module in self.modules() if not getattr(module, "decayed", True)
-                  for p in module.parameters()}  # fmt: skip
-        return (p for p in self.parameters() if id(p) not in exempt)
-
     def training_stages(self) -> tuple[str, ...]:
         """Names of the training stages, run in order; each selects its own best state."""
         return ("all",)

@@ -223,9 +223,6 @@ class StateAffine(Transform):
     mixture and later layers refine it.
     """
 
-    #: Weight decay would pull every state towards the centre and unit scale, not towards a simpler model.
-    decayed = False
-
     def __init__(self, n_features: int, context_size: int, full: bool = False) -> None:
         super().__init__()
         self.n_features = n_features

@@ -103,10 +103,6 @@ class LatentFlowDensity(DensityModel):
         """Parameters of p(x) itself (the encoder is only an inference aid)."""
         return (p for name, p in self.named_parameters() if not name.startswith("encoder."))
 
-    def decayed_parameters(self) -> Iterator[nn.Parameter]:
-        """All but the mixture's own: zero state logits are uniform weights, not a simpler model."""
-        return (p for p in super().decayed_parameters() if p is not self.weight_logits)
-
     # -------------------------------------------------------------- training
     def temperature(self, progress: Tensor) -> Tensor:
         """Gumbel-softmax temperature, annealed geometrically from start to end."""

@@ -28,8 +28,6 @@ class Adam:
     betas, eps : as in ``torch.optim.Adam``.
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW): ``p -= lr * weight_decay * p`` before the update.
-    decayed : list of bool, optional
-        Which of ``parameters`` weight decay acts on (default: all).
     """
 
     def __init__(
@@ -39,10 +37,8 @@ class Adam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-        decayed: list[bool] | None = None,
     ) -> None:
         self.parameters = parameters
-        self.decayed_parameters = parameters if decayed is None else [p for p, d in zip(parameters, decayed) if d]
         self.learning_rate = learning_rate
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -59,8 +55,8 @@ class Adam:
         dtype = self.parameters[0].dtype
         self.step_count.add_(1.0)
         step, learning_rate = self.step_count[0], self.learning_rate[0]
-        if self.weight_decay and self.decayed_parameters:
-            torch._foreach_mul_(self.decayed_parameters, (1.0 - learning_rate * self.weight_decay).to(dtype))
+        if self.weight_decay:
+            torch._foreach_mul_(self.parameters, (1.0 - learning_rate * self.weight_decay).to(dtype))
         torch._foreach_lerp_(self.first_moments, gradients, 1.0 - self.beta1)
         torch._foreach_mul_(self.second_moments, self.beta2)
         torch._foreach_addcmul_(self.second_moments, gradients, gradients, 1.0 - self.beta2)

@@ -33,9 +33,6 @@ class StudentTBase(nn.Module):
     start at :data:`INITIAL_DOF`.
     """
 
-    #: Weight decay would pull every nu towards ``sqrt(MIN_DOF * MAX_DOF)``, not towards a simpler model.
-    decayed = False
-
     def __init__(self, n_features: int, context_size: int = 0) -> None:
         super().__init__()
         fraction = (math.log(INITIAL_DOF) - math.log(MIN_DOF)) / (math.log(MAX_DOF) - math.log(MIN_DOF))

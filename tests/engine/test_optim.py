@@ -47,15 +47,6 @@ def test_adam_matches_torch(dtype, weight_decay):
         assert_close(mine, expected.detach(), atol=TOLERANCE[dtype], rtol=0)
 
 
-def test_weight_decay_acts_only_on_the_decayed_parameters():
-    kept, shrunk = torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
-    learning_rate = torch.full((1,), 0.1, dtype=torch.float64)
-    optimizer = Adam([kept, shrunk], learning_rate, weight_decay=0.5, decayed=[False, True])
-    optimizer.step([torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
-    assert torch.equal(kept, torch.ones(3, dtype=torch.float64))
-    assert_close(shrunk, torch.full((3,), 0.95, dtype=torch.float64), atol=1e-15, rtol=0)
-
-
 def test_learning_rate_tensor_is_read_at_every_step():
     parameters = _parameters(torch.float64)
     learning_rate = _learning_rate()
