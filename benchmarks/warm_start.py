@@ -1,11 +1,18 @@
-"""State frames: how well NVFDensity's warm start finds each rotated cluster's own axes.
+"""NVFDensity's warm start on the rotated public cases: which clusters its states hold, and their frames.
 
-A state's whitening map fixes its covariance, not its frame; the warm start
+Clusters: for the Gaussian-mixture start (best of 3 EM runs) and the start
+``tails="student_t"`` uses (which may be a Student-t mixture,
+``nvf_sklearn._nvf_start.heavier_tailed_start``), the number of true
+clusters that hold the majority of some state's rows, and the share of rows
+whose state's majority cluster is their own ("rows on their cluster's
+state"; 1 when every state is one cluster, less when states merge clusters).
+
+Frames: a state's whitening map fixes its covariance, not its frame; the warm start
 turns a full map to the frame FastICA finds (three contrasts), keeping the
 candidate whose coordinates have the least marginal entropy
 (``nvf_sklearn._nvf_start.independent_frames``). For each rotated public case
-this script draws the case's training rows (data seeds as in
-``benchmarks.multimodal``), fits the warm start as ``NVFDensity`` does, matches
+this script draws the case's training rows (a draw of each data seed), fits
+the warm start as ``NVFDensity`` does, matches
 every state to the cluster holding most of its rows, and reports per
 candidate frame, averaged over the states:
 
@@ -16,7 +23,7 @@ candidate frame, averaged over the states:
   between two frames is what a model of free independent marginals gains
   per row by the better one.
 
-    python -m benchmarks.state_frames --seeds 0 1
+    python -m benchmarks.warm_start --seeds 0 1
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .toy_data import SkewedClusterMixture, known_density_suite, rotated_t_clust
 
 FRAMES = ["Cholesky", "logcosh", "cube", "skew", "kept (least entropy)"]
 COLUMNS = ["data", "seed", "states", "frame", "Amari index", "marginal entropy (nats/row)"]
+CLUSTER_COLUMNS = ["data", "seed", "start", "clusters held", "rows on their cluster's state"]
 
 
 def rotated_cases() -> list[tuple[str, SkewedClusterMixture, int]]:
@@ -53,11 +61,32 @@ def amari_index(product: np.ndarray) -> float:
     return float((rows + columns) / (2 * d * (d - 1)))
 
 
-def frame_rows(name: str, mixture: SkewedClusterMixture, n_train: int, seed: int) -> list[dict]:
-    """One row per candidate frame: Amari index and marginal entropy averaged over the matched states."""
+def standardised_draw(mixture: SkewedClusterMixture, n_train: int, seed: int):
     X, labels = mixture.generate_labelled(n_train, np.random.default_rng(seed))
     scaler = Standardizer().fit(X)
-    Z = scaler.transform(X)
+    return scaler, scaler.transform(X), labels
+
+
+def cluster_rows(name: str, mixture: SkewedClusterMixture, n_train: int, seed: int) -> list[dict]:
+    """One row per start: the clusters its states hold and the share of rows on their own cluster's state."""
+    _, Z, labels = standardised_draw(mixture, n_train, seed)
+    rows = []
+    for start_name, heavy_tailed in (("Gaussian mixture", False), ('tails="student_t" start', True)):
+        start = fit_start(Z, np.ones(len(Z)), mixture.n_components, "gmm", np.random.RandomState(seed),
+                          measure_overlap=False, heavy_tailed=heavy_tailed)  # fmt: skip
+        owner = np.full(mixture.n_components, -1)  # each state's majority cluster
+        for k in np.unique(start.labels):
+            owner[k] = np.bincount(labels[start.labels == k]).argmax()
+        held = len(set(owner[np.unique(start.labels)]))
+        rows.append({"data": name, "seed": seed, "start": start_name,
+                     "clusters held": f"{held} of {mixture.n_components}",
+                     "rows on their cluster's state": f"{np.mean(owner[start.labels] == labels):.3f}"})  # fmt: skip
+    return rows
+
+
+def frame_rows(name: str, mixture: SkewedClusterMixture, n_train: int, seed: int) -> list[dict]:
+    """One row per candidate frame: Amari index and marginal entropy averaged over the matched states."""
+    scaler, Z, labels = standardised_draw(mixture, n_train, seed)
     rng = np.random.RandomState(seed)
     start = fit_start(Z, np.ones(len(Z)), mixture.n_components, "gmm", rng, measure_overlap=False)
     maps = np.linalg.inv(np.linalg.cholesky(start.covariances))
@@ -86,14 +115,19 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="data seeds")
     add_no_write(parser)
     arguments = parser.parse_args(argv)
-    rows = [row for name, mixture, n in rotated_cases() for seed in arguments.seeds
-            for row in frame_rows(name, mixture, n, seed)]  # fmt: skip
-    header = (f"Command: `{command_line('benchmarks.state_frames', argv)}`  \nHardware: {hardware()}  \n"
-              "The warm start (best of 3 EM runs) of each case's default training rows; per candidate frame of "
-              "the full state maps, the mean over states of the Amari index against the true cluster axes (0 = "
-              "found) and of the summed marginal entropy of the whitened coordinates (nats per row; the kept "
-              "frame has the least).")  # fmt: skip
-    publish("state_frames", header, markdown_table(rows, COLUMNS), write=not arguments.no_write)
+    cases = rotated_cases()
+    clusters = [row for name, mixture, n in cases for seed in arguments.seeds
+                for row in cluster_rows(name, mixture, n, seed)]  # fmt: skip
+    frames = [row for name, mixture, n in cases for seed in arguments.seeds
+              for row in frame_rows(name, mixture, n, seed)]  # fmt: skip
+    header = (f"Command: `{command_line('benchmarks.warm_start', argv)}`  \nHardware: {hardware()}  \n"
+              "The warm start of each case's default number of training rows (one draw per data seed). First "
+              "table: the clusters the start's states hold. Second: per candidate frame of the full state maps "
+              "(Gaussian-mixture start), the mean over states of the Amari index against the true cluster axes "
+              "(0 = found) and of the summed marginal entropy of the whitened coordinates (nats per row; the "
+              "kept frame has the least).")  # fmt: skip
+    tables = markdown_table(clusters, CLUSTER_COLUMNS) + "\n\n" + markdown_table(frames, COLUMNS)
+    publish("warm_start", header, tables, write=not arguments.no_write)
 
 
 if __name__ == "__main__":
