@@ -27,15 +27,18 @@ DOCS_RESULTS = ROOT / "docs" / "benchmarks_results.rst"
 #: no file is skipped; a file whose stem is not here follows, titled by ``readable_title``.
 RESULT_TITLES = {
     "multimodal": "Known densities, 2 to 32 dimensions",
+    "multimodal_start_frames": "Known densities and fronts: NVFDensity with the Student-t start and turned state frames",
     "multimodal_nvf_defaults": "Known densities: NVFDensity with Student-t tails and budget extension",
     "multimodal_fronts": "Fronts: imbalanced clusters, heavy tails, fewer rows",
     "rare_modes": "Rare modes: does every cluster keep its state?",
+    "warm_start": "The warm start: the clusters its states hold and the frames it finds",
     "nvf_recipe_ablation": "How NVFDensity's defaults were chosen",
     "nvf_ablation": "NVFDensity: training objective and temperature",
     "run_tabular": "Real tables",
     "banana": "Banana density",
     "images_mnist_full_cuda": "Images: MNIST on a GPU",
     "time_to_quality": "Time to quality",
+    "time_start_frames": "Fit time with the Student-t start and turned state frames",
     "batch_size_cpu": "Batch size and time to quality on the CPU",
     "time_to_fit_cpu": "Time to fit on the CPU",
     "speed_cpu": "Throughput on the CPU",

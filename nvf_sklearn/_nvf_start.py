@@ -76,7 +76,8 @@ def fit_start(
     diagonal covariances, ``measure_overlap=False`` the count of states per
     row (the random stream is drawn from all the same). ``heavy_tailed``: the
     ``"gmm"`` start may be a Student-t mixture (:func:`heavier_tailed_start`),
-    whose scale matrices then stand for the covariances.
+    whose scale matrices then stand for the covariances, given at least
+    :data:`START_TAIL_MIN_ROWS` rows per state.
     """
     inliers = inside_fences(Z, w)
     if init_params == "gmm":
@@ -86,7 +87,7 @@ def fit_start(
         # GaussianMixture takes no sample weights: the start ignores them (rows of weight zero are gone).
         mixture = GaussianMixture(n_states, covariance_type="full", reg_covar=START_VARIANCE_FLOOR,
                                   n_init=START_INITS, random_state=rng).fit(Z[rows])  # fmt: skip
-        if heavy_tailed:
+        if heavy_tailed and len(rows) >= START_TAIL_MIN_ROWS * n_states:  # the rows a state's nu needs, as below
             mixture = heavier_tailed_start(Z[rows], mixture, rng)
         labels, means, covariances = mixture.predict(Z), mixture.means_, mixture.covariances_
         counts = mixture.weights_ * len(Z)
