@@ -177,9 +177,9 @@ def plot(fitted, X_test, path):
 #    checkerboard: 3000 training rows, 20000 fresh test rows, seed 0
 #    model                       test log-lik  gap to truth  fit (s)
 #    true density                      -3.466         0.000
-#    GaussianMixture(K=25)             -3.697         0.232      1.8
-#    NFDensity                         -3.655         0.189      8.4
-#    NVFDensity(n_latent=8)            -3.546         0.080      2.4
+#    GaussianMixture(K=25)             -3.697         0.232      1.7
+#    NFDensity                         -3.655         0.189      7.8
+#    NVFDensity(n_latent=8)            -3.544         0.079      2.3
 #    Nats per sample; the gap is E[log p_true - log q] on the test rows (lower is better).
 #
 # .. image:: /images/quickstart.png
