@@ -33,7 +33,7 @@ import argparse
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from nvf_sklearn._nvf_start import ICA_CONTRASTS, _ica_frame, fit_start, marginal_entropy
+from nvf_sklearn._nvf_start import START_TAIL_ROWS, fit_start, ica_frames, marginal_entropy
 from nvf_sklearn._preprocessing import Standardizer
 
 from .common import add_no_write, command_line, hardware, markdown_table, publish
@@ -98,8 +98,8 @@ def frame_rows(name: str, mixture: SkewedClusterMixture, n_train: int, seed: int
                 continue
             cluster = np.bincount(labels[mine], minlength=mixture.n_components).argmax()
             truth = np.diag(1.0 / scaler.scale_) @ mixture.rotations[cluster] @ np.diag(mixture.scales[cluster])
-            white = (Z[mine][:5000] - start.means[k]) @ maps[k].T
-            candidates = [np.eye(Z.shape[1])] + [_ica_frame(white, contrast, rng) for contrast in ICA_CONTRASTS]
+            white = (Z[mine][:START_TAIL_ROWS] - start.means[k]) @ maps[k].T
+            candidates = [np.eye(Z.shape[1])] + ica_frames(white, rng)
             measured = [(amari_index(Q @ maps[k] @ truth), marginal_entropy(white @ Q.T)) for Q in candidates]
             measured.append(min(measured, key=lambda pair: pair[1]))
             for frame, pair in zip(FRAMES, measured):

@@ -331,11 +331,12 @@ class NVFDensity(TabularFlowDensity):
             model.flow.layers[0].restrict_to_diagonal()
         covariances = diagonal_part(start.covariances) if self.state_affine_ == "diagonal" else start.covariances
         maps = np.linalg.inv(np.linalg.cholesky(covariances))
+        # Frames and tails from the rows inside the outlier fence: an outlier's residual would pull its state's nu down.
+        Z_inside, labels_inside = Z[start.inliers], start.labels[start.inliers]
         if self.state_affine_ == "full" and Z.shape[1] >= FRAME_MIN_FEATURES:  # per-feature layers: each cluster's axes
-            maps = independent_frames(Z[start.inliers], start.labels[start.inliers], start.means, maps, rng)
+            maps = independent_frames(Z_inside, labels_inside, start.means, maps, rng)
         if self.tails == "student_t":  # each state's t per feature, by maximum likelihood on its rows
-            inside = start.inliers  # an outlier's residual would pull its state's nu down
-            dof, scale = state_tails(Z[inside], start.labels[inside], start.means, maps, INITIAL_DOF)
+            dof, scale = state_tails(Z_inside, labels_inside, start.means, maps, INITIAL_DOF)
             maps = maps / scale[:, :, None]
             model.flow.base.start_at(torch.as_tensor(dof, dtype=z_train.dtype, device=z_train.device))
 

@@ -129,7 +129,8 @@ def heavier_tailed_start(Z: np.ndarray, gaussian: GaussianMixture,
     kmeans_labels = KMeans(n_states, n_init=START_INITS, random_state=rng).fit_predict(Z)
     candidates = [fit_student_t_mixture(Z, labels, n_states, START_VARIANCE_FLOOR)
                   for labels in (gaussian.predict(Z), kmeans_labels)]  # fmt: skip
-    gains = [candidate.log_likelihood(Z) - gaussian.score(Z) * len(Z) for candidate in candidates]
+    gaussian_log_likelihood = gaussian.score(Z) * len(Z)
+    gains = [candidate.log_likelihood(Z) - gaussian_log_likelihood for candidate in candidates]
     best = int(np.argmax(gains))
     if 2.0 * gains[best] <= n_states * np.log(len(Z)):
         return gaussian
@@ -351,7 +352,7 @@ def _independent_frame(rows: np.ndarray, mean: np.ndarray, whitening: np.ndarray
     if len(rows) < max(START_TAIL_MIN_ROWS, 2 * d):
         return whitening
     white = (rows - mean) @ whitening.T
-    frames = [_ica_frame(white, contrast, rng) for contrast in ICA_CONTRASTS]
+    frames = ica_frames(white, rng)
     entropies = [marginal_entropy(white @ frame.T) for frame in frames]
     best = int(np.argmin(entropies))
     # BIC for the rotation's d (d - 1) / 2 angles: a frame chosen on a few rows of a Gaussian cluster only fits noise.
@@ -360,12 +361,15 @@ def _independent_frame(rows: np.ndarray, mean: np.ndarray, whitening: np.ndarray
     return pivot_free(frames[best] @ whitening)
 
 
-def _ica_frame(white: np.ndarray, contrast, rng: np.random.RandomState) -> np.ndarray:
-    """The orthogonal unmixing matrix FastICA finds for whitened rows with one contrast."""
-    ica = FastICA(whiten=False, fun=contrast, max_iter=ICA_ITERATIONS, random_state=rng.randint(2**31 - 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a partly turned frame is still a whitening map
-        return ica.fit(white).components_
+def ica_frames(white: np.ndarray, rng: np.random.RandomState) -> list[np.ndarray]:
+    """The orthogonal unmixing matrix FastICA finds for whitened rows with each of :data:`ICA_CONTRASTS`."""
+    frames = []
+    for contrast in ICA_CONTRASTS:
+        ica = FastICA(whiten=False, fun=contrast, max_iter=ICA_ITERATIONS, random_state=rng.randint(2**31 - 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a partly turned frame is still a whitening map
+            frames.append(ica.fit(white).components_)
+    return frames
 
 
 def pivot_free(matrix: np.ndarray) -> np.ndarray:

@@ -22,6 +22,13 @@ from torch import Tensor, nn
 MIN_DOF, MAX_DOF = 1.0, 1000.0
 #: ``nu`` at initialisation: within 0.003 nats per feature of a standard normal (KL), tails already t-shaped.
 INITIAL_DOF = 30.0
+_LOG_SPAN = math.log(MAX_DOF) - math.log(MIN_DOF)
+
+
+def raw_dof(degrees_of_freedom: Tensor) -> Tensor:
+    """The raw parameter that gives ``nu``: the inverse of :meth:`StudentTBase.degrees_of_freedom`'s map."""
+    fraction = ((degrees_of_freedom.log() - math.log(MIN_DOF)) / _LOG_SPAN).clamp(1e-4, 1.0 - 1e-4)
+    return torch.log(fraction / (1.0 - fraction))
 
 
 class StudentTBase(nn.Module):
@@ -35,8 +42,8 @@ class StudentTBase(nn.Module):
 
     def __init__(self, n_features: int, context_size: int = 0) -> None:
         super().__init__()
-        fraction = (math.log(INITIAL_DOF) - math.log(MIN_DOF)) / (math.log(MAX_DOF) - math.log(MIN_DOF))
-        self.dof_bias = nn.Parameter(torch.full((n_features,), math.log(fraction / (1.0 - fraction))))
+        initial = torch.full((n_features,), INITIAL_DOF, dtype=torch.float64)
+        self.dof_bias = nn.Parameter(raw_dof(initial).to(torch.get_default_dtype()))
         self.dof_weight = nn.Linear(context_size, n_features, bias=False) if context_size else None
         if self.dof_weight is not None:
             self.dof_weight.zero_init = True  # read by initialization.initialize_parameters
@@ -44,16 +51,13 @@ class StudentTBase(nn.Module):
     @torch.no_grad()
     def start_at(self, degrees_of_freedom: Tensor) -> None:
         """Set ``nu`` per one-hot state: ``degrees_of_freedom`` is ``(K, n_features)``, row k for state k."""
-        span = math.log(MAX_DOF) - math.log(MIN_DOF)
-        fraction = ((degrees_of_freedom.log() - math.log(MIN_DOF)) / span).clamp(1e-4, 1.0 - 1e-4)
         self.dof_bias.zero_()
-        self.dof_weight.weight.copy_(torch.log(fraction / (1.0 - fraction)).T)
+        self.dof_weight.weight.copy_(raw_dof(degrees_of_freedom).T)
 
     def degrees_of_freedom(self, context: Tensor | None) -> Tensor:
         """``nu``: ``(n_features,)``, or ``(..., n_features)`` for a context ``(..., c)``."""
         raw = self.dof_bias if self.dof_weight is None or context is None else self.dof_bias + self.dof_weight(context)
-        span = math.log(MAX_DOF) - math.log(MIN_DOF)
-        return torch.exp(math.log(MIN_DOF) + span * torch.sigmoid(raw))
+        return torch.exp(math.log(MIN_DOF) + _LOG_SPAN * torch.sigmoid(raw))
 
     def log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
         """``sum_j log t_nu_j(z_j)`` over the last dimension; leading shapes broadcast with the context's."""
