@@ -2,19 +2,12 @@
 
 import numpy as np
 import pytest
-from joblib import Parallel, delayed
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 
 from nvf_sklearn import NVFDensity
 
 pytestmark = pytest.mark.slow
-
-
-def _torch_threads():
-    import torch
-
-    return torch.get_num_threads()
 
 
 def test_grid_search_with_two_jobs_matches_one_job():
@@ -28,10 +21,3 @@ def test_grid_search_with_two_jobs_matches_one_job():
     np.testing.assert_array_equal(serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"])
     assert serial.best_params_ == parallel.best_params_
 
-
-def test_workers_do_not_oversubscribe_threads():
-    """joblib's process workers cap torch's intra-op threads at cores // n_jobs."""
-    import os
-
-    threads = Parallel(n_jobs=2)(delayed(_torch_threads)() for _ in range(2))
-    assert all(t <= max(1, (os.cpu_count() or 1) // 2) for t in threads)
