@@ -224,6 +224,10 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             n_processes=self.n_devices,
         )
 
+    def _weight_decay(self) -> float:
+        """The weight decay this fit uses (a family may resolve an ``"auto"``; recorded as ``weight_decay_``)."""
+        return self.weight_decay
+
     def _compile(self, device: torch.device) -> bool:
         """``compile="auto"``: capture the step on CUDA only (on a CPU compiling costs more than it saves)."""
         return device.type == "cuda" if self.compile == "auto" else bool(self.compile)
@@ -238,7 +242,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             validation_interval=budget.validation_interval,
             schedule=self.learning_rate_schedule,
             warmup_steps=budget.warmup_steps,
-            weight_decay=self.weight_decay,
+            weight_decay=self._weight_decay(),
             weight_averaging=budget.averaging_steps,
             budget_extensions=BUDGET_EXTENSIONS if self.max_epochs == "auto" else 0,
             compile=self._compile(device),
@@ -266,6 +270,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._sampling_random_state = np.random.RandomState(seed)
         self.batch_size_ = budget.batch_size
         self.learning_rate_ = budget.learning_rate
+        self.weight_decay_ = self._weight_decay()
         self.max_steps_ = budget.max_steps
         self.validation_interval_ = budget.validation_interval
         self.n_threads_ = budget.n_threads

@@ -77,8 +77,9 @@ class NFDensity(TabularFlowDensity):
         without improvement.
     weight_decay : float, default=0.0
         Decoupled (AdamW) weight decay of every trained parameter, per unit
-        of learning rate. :class:`NVFDensity` defaults to 0.5, which holds
-        back its per-state parameters; this flow has none.
+        of learning rate (``weight_decay_`` records it). :class:`NVFDensity`
+        decays by default, towards its warm start; this flow has no start to
+        hold it to.
     weight_averaging : float or None, default=1.5
         Keep an exponential moving average of the weights over about this
         many epochs (between 4% and 10% of the step budget); validation,
@@ -146,6 +147,8 @@ class NFDensity(TabularFlowDensity):
         steps between validation checks.
     dropout_ : float
         The dropout the conditioners trained with.
+    weight_decay_ : float
+        The weight decay of the fit.
     compile_ : bool
         Whether the training step ran captured (``compile`` resolved, and
         the capture succeeded).

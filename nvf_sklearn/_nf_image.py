@@ -65,7 +65,7 @@ class NFImageDensity(BaseImageDensity):
         The fitted ``ImageFlowDensity``, in eval mode on ``device_``.
     preprocessor_ : PixelScaler
         The fixed scaling ``y = x / n_levels``.
-    device_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, max_steps_, validation_interval_, n_threads_, loss_curve_, validation_scores_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
+    device_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, weight_decay_, max_steps_, validation_interval_, n_threads_, loss_curve_, validation_scores_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
         As in :class:`NFDensity`; validation images are dequantised once.
 
     See Also

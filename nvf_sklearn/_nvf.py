@@ -10,6 +10,7 @@ import torch
 
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
+from ._engine.optim import spare_from_weight_decay
 from ._engine.tails import INITIAL_DOF
 from ._nvf_start import diagonal_part, fit_start, independent_frames, state_tails
 from ._tabular import TabularFlowDensity, posterior
@@ -21,8 +22,16 @@ FULL_AFFINE_MAX_FEATURES = 64
 FRAME_MIN_FEATURES = 3
 #: ``training_states="auto"``: the states a row needs under the warm start plus one explored, within these bounds.
 AUTO_TRAINING_STATES = (2, 4)
-#: ``dropout="auto"``: this dropout from this many features up, none below (measured, see the user guide).
-AUTO_DROPOUT, AUTO_DROPOUT_MIN_FEATURES = 0.1, 16
+#: From this many features up the per-state parameters overfit (measured, see the user guide): ``dropout="auto"``
+#: drops ``AUTO_DROPOUT`` of the conditioners' hidden units there, none below.
+MANY_FEATURES, AUTO_DROPOUT = 16, 0.1
+#: Feature counts where weight decay spares the warm start's own parameters (state locations, maps, weights, tails)
+#: and ``weight_decay="auto"`` pulls the networks harder towards the identity, i.e. towards that start: 3 to 15.
+#: From 16 up decay of the per-state parameters is what keeps them from overfitting; in 2-D the couplings' networks
+#: carry the whole shape (curved clusters), and strong decay cost the README's two-moons search (measured).
+START_SPARED_FEATURES = range(3, MANY_FEATURES)
+#: ``weight_decay="auto"``: within ``START_SPARED_FEATURES``, and outside.
+AUTO_WEIGHT_DECAY = {True: 2.0, False: 0.5}
 
 
 class NVFDensity(TabularFlowDensity):
@@ -115,10 +124,15 @@ class NVFDensity(TabularFlowDensity):
         Fraction of the conditioners' hidden units dropped in training.
         ``"auto"``: 0.1 from 16 features up, none below (measured on skewed
         clusters: see the user guide); ``dropout_`` says which.
-    weight_decay : float, default=0.5
-        Decoupled (AdamW) weight decay of every trained parameter, per unit
-        of learning rate (measured: it holds back the per-state parameters
-        where they overfit, at 16 features and more; see the user guide).
+    weight_decay : float or "auto", default="auto"
+        Decoupled (AdamW) weight decay per unit of learning rate. It pulls
+        the flow's networks towards the identity, that is, the model towards
+        its warm start. From 3 to 15 features the parameters the warm start
+        sets (state locations and maps, state weights, tails) are spared;
+        with 2 features or 16 and more they decay too, which keeps them from
+        overfitting at 16 features and more. ``"auto"``: 2.0 from 3 to 15
+        features, else 0.5 (measured: see the user guide);
+        ``weight_decay_`` says which.
     max_epochs, batch_size, learning_rate, learning_rate_schedule, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
         As in :class:`NFDensity`.
     random_state : int, RandomState instance or None, default=None
@@ -141,7 +155,7 @@ class NVFDensity(TabularFlowDensity):
         all are trained; None with ``objective="elbo"``).
     module_ : torch.nn.Module
         The fitted ``LatentFlowDensity``, in eval mode on ``device_``.
-    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, max_steps_, validation_interval_, n_threads_, n_parameters_, n_features_in_, feature_names_in_ :
+    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, weight_decay_, max_steps_, validation_interval_, n_threads_, n_parameters_, n_features_in_, feature_names_in_ :
         As in :class:`NFDensity`.
     loss_curve_ : list of float
         Training objective over the steps before each check (negative
@@ -189,6 +203,7 @@ class NVFDensity(TabularFlowDensity):
         "temperature_start": [Interval(Real, 0, None, closed="neither")],
         "temperature_end": [Interval(Real, 0, None, closed="neither")],
         "dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -216,7 +231,7 @@ class NVFDensity(TabularFlowDensity):
         batch_size="auto",
         learning_rate=3e-3,
         learning_rate_schedule="cosine",
-        weight_decay=0.5,
+        weight_decay="auto",
         weight_averaging=1.5,
         validation_fraction=0.1,
         patience=6,
@@ -270,9 +285,14 @@ class NVFDensity(TabularFlowDensity):
                 f"n_latent={self.n_latent} exceeds the {n_train} training rows; decrease n_latent or pass more data."
             )
 
+    def _weight_decay(self) -> float:
+        if self.weight_decay == "auto":
+            return AUTO_WEIGHT_DECAY[self.n_features_in_ in START_SPARED_FEATURES]
+        return self.weight_decay
+
     def _build_model(self, n_features: int) -> LatentFlowDensity:
         self._warn_about_unused_parameters()
-        return LatentFlowDensity(
+        model = LatentFlowDensity(
             self._spline_flow(
                 n_features,
                 context_size=self.n_latent,
@@ -287,6 +307,9 @@ class NVFDensity(TabularFlowDensity):
             temperature_end=self.temperature_end,
             training_states=self._training_states(),
         )
+        if n_features in START_SPARED_FEATURES:  # decay would only pull each state away from its start
+            spare_from_weight_decay(model.start_parameters())
+        return model
 
     def _warn_about_unused_parameters(self) -> None:
         """Warn once per fit about each parameter set away from its default that the chosen objective ignores."""
@@ -310,7 +333,7 @@ class NVFDensity(TabularFlowDensity):
 
     def _dropout(self, n_features: int) -> float:
         if self.dropout == "auto":
-            return AUTO_DROPOUT if n_features >= AUTO_DROPOUT_MIN_FEATURES else 0.0
+            return AUTO_DROPOUT if n_features >= MANY_FEATURES else 0.0
         return self.dropout
 
     def _state_affine(self, n_features: int) -> str:

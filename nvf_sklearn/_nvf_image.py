@@ -68,7 +68,7 @@ class NVFImageDensity(BaseImageDensity):
     validation_scores_ : list of float
         Top-1 lower bound on the mean validation log-likelihood per check
         (nats, pixel units), joint stage first, then the prior stage.
-    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, max_steps_, validation_interval_, n_threads_, loss_curve_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
+    device_, preprocessor_, n_iter_, n_steps_, best_step_, converged_, batch_size_, learning_rate_, weight_decay_, max_steps_, validation_interval_, n_threads_, loss_curve_, best_validation_score_, n_parameters_, n_features_in_, feature_names_in_ :
         As in :class:`NFImageDensity`.
 
     See Also

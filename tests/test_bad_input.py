@@ -119,7 +119,7 @@ def data_at_any_scale(draw):
 
 
 @pytest.mark.parametrize("estimator", [NFDensity(**TINY), NVFDensity(2, **TINY)], ids=["NF", "NVF"])
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(X=data_at_any_scale(), far=st.floats(allow_nan=False, allow_infinity=False))
 def test_every_finite_input_at_every_scale_gets_finite_answers(estimator, X, far):
     """Scores finite or -inf, posterior rows summing to one, finite samples, state unchanged by a bad call."""

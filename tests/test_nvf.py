@@ -15,6 +15,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 
 from nvf_sklearn import NFDensity, NVFDensity
+from nvf_sklearn._engine.optim import decays
 
 from .conftest import FAST
 
@@ -164,6 +165,19 @@ def test_auto_dropout_acts_from_sixteen_features_up(n_features, expected):
     rates = {m.p for m in estimator.module_.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == ({expected} if expected else set())
     assert estimator.dropout == "auto"  # the parameter is left as given
+
+
+@pytest.mark.parametrize("n_features, expected, spared", [(2, 0.5, False), (3, 2.0, True), (15, 2.0, True),
+                                                          (16, 0.5, False)])  # fmt: skip
+def test_auto_weight_decay_spares_the_start_from_three_to_fifteen_features(n_features, expected, spared):
+    """There: strong decay of the networks, the start's own parameters left alone; elsewhere mild decay of all."""
+    X = np.random.default_rng(0).normal(size=(200, n_features))
+    estimator = NVFDensity(2, **{**FAST, "max_epochs": 1}).fit(X)
+    assert estimator.weight_decay_ == expected and estimator.weight_decay == "auto"
+    start = estimator.module_.start_parameters()
+    assert len(start) >= 3 and all(decays(p) != spared for p in start)
+    assert all(decays(p) for p in estimator.module_.flow.layers[-2].parameters())  # the last coupling's network
+    assert NVFDensity(2, weight_decay=0.1, **{**FAST, "max_epochs": 1}).fit(X).weight_decay_ == 0.1
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .base import DensityModel
 from .flows import Flow, StateAffine
+from .tails import StudentTBase
 
 
 def mlp(in_features: int, hidden_sizes: tuple[int, ...], out_features: int) -> nn.Sequential:
@@ -192,6 +193,12 @@ class LatentFlowDensity(DensityModel):
             affine.start_at(means, maps)
         if isinstance(self.weight_logits, nn.Parameter):
             self.weight_logits.copy_(weights.log())
+
+    def start_parameters(self) -> list[nn.Parameter]:
+        """The parameters a warm start sets: each state's location and map, the state weights, the tails."""
+        started = [self.flow.layers[0], self.flow.base]
+        parameters = [p for part in started if isinstance(part, (StateAffine, StudentTBase)) for p in part.parameters()]
+        return parameters + ([self.weight_logits] if isinstance(self.weight_logits, nn.Parameter) else [])
 
     @torch.enable_grad()
     def fit_encoder(

@@ -10,8 +10,29 @@ captured step nor synchronises with the host.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+
+def spare_from_weight_decay(parameters: Iterable[nn.Parameter]) -> None:
+    """Flag parameters that :class:`Adam`'s weight decay leaves alone.
+
+    Weight decay pulls every decayed parameter towards zero. For a flow's
+    networks zero is the identity map, a fair prior; for parameters that a
+    warm start sets (a state's location and map, its weight, its tails) zero
+    means nothing, and decay only pulls the model away from its start. The
+    flag is an attribute of the parameter: it survives pickling, not
+    ``copy.deepcopy``.
+    """
+    for parameter in parameters:
+        parameter.decays = False
+
+
+def decays(parameter: Tensor) -> bool:
+    """Whether :class:`Adam`'s weight decay applies to ``parameter`` (see :func:`spare_from_weight_decay`)."""
+    return getattr(parameter, "decays", True)
 
 
 class Adam:
@@ -27,7 +48,9 @@ class Adam:
         ``torch.optim.Adam``.
     betas, eps : as in ``torch.optim.Adam``.
     weight_decay : float, default=0.0
-        Decoupled weight decay (AdamW): ``p -= lr * weight_decay * p`` before the update.
+        Decoupled weight decay (AdamW): ``p -= lr * weight_decay * p`` before
+        the update, for every parameter but those flagged by
+        :func:`spare_from_weight_decay`.
     """
 
     def __init__(
@@ -43,6 +66,7 @@ class Adam:
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.weight_decay = weight_decay
+        self.decayed = [p for p in parameters if decays(p)]
         self.first_moments = [torch.zeros_like(p) for p in parameters]
         self.second_moments = [torch.zeros_like(p) for p in parameters]
         # Bias corrections in float64, as torch.optim.Adam computes them on the host. Shape (1,), not 0-d:
@@ -55,8 +79,8 @@ class Adam:
         dtype = self.parameters[0].dtype
         self.step_count.add_(1.0)
         step, learning_rate = self.step_count[0], self.learning_rate[0]
-        if self.weight_decay:
-            torch._foreach_mul_(self.parameters, (1.0 - learning_rate * self.weight_decay).to(dtype))
+        if self.weight_decay and self.decayed:
+            torch._foreach_mul_(self.decayed, (1.0 - learning_rate * self.weight_decay).to(dtype))
         torch._foreach_lerp_(self.first_moments, gradients, 1.0 - self.beta1)
         torch._foreach_mul_(self.second_moments, self.beta2)
         torch._foreach_addcmul_(self.second_moments, gradients, gradients, 1.0 - self.beta2)
