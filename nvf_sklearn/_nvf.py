@@ -30,8 +30,8 @@ MANY_FEATURES, AUTO_DROPOUT = 16, 0.1
 #: From 16 up decay of the per-state parameters is what keeps them from overfitting; in 2-D the couplings' networks
 #: carry the whole shape (curved clusters), and strong decay cost the README's two-moons search (measured).
 START_SPARED_FEATURES = range(3, MANY_FEATURES)
-#: ``weight_decay="auto"``: within ``START_SPARED_FEATURES``, and outside.
-AUTO_WEIGHT_DECAY = {True: 2.0, False: 0.5}
+#: ``weight_decay="auto"``: the strong decay within ``START_SPARED_FEATURES``, the mild one outside.
+STRONG_WEIGHT_DECAY, MILD_WEIGHT_DECAY = 2.0, 0.5
 
 
 class NVFDensity(TabularFlowDensity):
@@ -287,7 +287,8 @@ class NVFDensity(TabularFlowDensity):
 
     def _weight_decay(self) -> float:
         if self.weight_decay == "auto":
-            return AUTO_WEIGHT_DECAY[self.n_features_in_ in START_SPARED_FEATURES]
+            spared = self.n_features_in_ in START_SPARED_FEATURES
+            return STRONG_WEIGHT_DECAY if spared else MILD_WEIGHT_DECAY
         return self.weight_decay
 
     def _build_model(self, n_features: int) -> LatentFlowDensity:
