@@ -107,6 +107,7 @@ def test_samples_are_in_pixel_units(fitted_image_flow):
     assert X_new.min() > -margin and X_new.max() < LEVELS + margin
 
 
+@pytest.mark.slow  # scores the digits at several top_m: the default suite stays under 90 s
 def test_the_top_m_bound_tightens_with_m(fitted_codes, digits):
     """score_samples is log sum over the top-m code sequences: non-decreasing in m, exact at V ** L."""
     X = _dequantized(digits[:15])

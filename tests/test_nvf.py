@@ -99,6 +99,7 @@ def test_blobs_clusters_recovered_and_nf_beaten(blobs, objective):
     np.testing.assert_allclose(nvf.state_usage_.sum(), 1.0)
 
 
+@pytest.mark.slow  # a 3-fold search over K: the default suite stays under 90 s
 def test_grid_search_picks_at_least_the_true_number_of_states(blobs):
     X_train = blobs[0][:1500]
     search = GridSearchCV(

@@ -97,6 +97,7 @@ def test_a_failed_capture_falls_back_to_eager_with_one_warning_and_the_same_fit(
     np.testing.assert_array_equal(fallback.score_samples(X), eager.score_samples(X))
 
 
+@pytest.mark.slow  # compiles the step of several fits: the default suite stays under 90 s
 def test_one_process_captures_steps_for_many_fits():
     """Each fit captures its own step; dynamo's recompile limit (8 per code object) must not end a grid search."""
     for seed in range(10):
