@@ -10,7 +10,6 @@ import torch
 
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity
-from ._engine.optim import spare_from_weight_decay
 from ._engine.tails import INITIAL_DOF
 from ._nvf_start import diagonal_part, fit_start, independent_frames, state_tails
 from ._tabular import TabularFlowDensity, posterior
@@ -293,7 +292,7 @@ class NVFDensity(TabularFlowDensity):
 
     def _build_model(self, n_features: int) -> LatentFlowDensity:
         self._warn_about_unused_parameters()
-        model = LatentFlowDensity(
+        return LatentFlowDensity(
             self._spline_flow(
                 n_features,
                 context_size=self.n_latent,
@@ -307,10 +306,8 @@ class NVFDensity(TabularFlowDensity):
             temperature_start=self.temperature_start,
             temperature_end=self.temperature_end,
             training_states=self._training_states(),
+            spare_start=n_features in START_SPARED_FEATURES,
         )
-        if n_features in START_SPARED_FEATURES:  # decay would only pull each state away from its start
-            spare_from_weight_decay(model.start_parameters())
-        return model
 
     def _warn_about_unused_parameters(self) -> None:
         """Warn once per fit about each parameter set away from its default that the chosen objective ignores."""

@@ -100,6 +100,10 @@ class DensityModel(nn.Module, ABC):
         """The parameters of ``p(x)`` itself (BIC counts these; inference aids are excluded)."""
         return self.parameters()
 
+    def decayed_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters weight decay pulls towards zero: all of them, unless a model spares some."""
+        return self.parameters()
+
     def training_stages(self) -> tuple[str, ...]:
         """Names of the training stages, run in order; each selects its own best state."""
         return ("all",)

@@ -70,9 +70,11 @@ class LatentFlowDensity(DensityModel):
         temperature_start: float = 1.0,
         temperature_end: float = 1.0,
         training_states: int | None = None,
+        spare_start: bool = False,
     ) -> None:
         super().__init__()
         self.flow = flow
+        self.spare_start = spare_start
         self.n_states = n_states
         self.objective = objective
         exact_subset = objective == "exact" and training_states is not None and training_states < n_states
@@ -199,6 +201,18 @@ class LatentFlowDensity(DensityModel):
         started = [self.flow.layers[0], self.flow.base]
         parameters = [p for part in started if isinstance(part, (StateAffine, StudentTBase)) for p in part.parameters()]
         return parameters + ([self.weight_logits] if isinstance(self.weight_logits, nn.Parameter) else [])
+
+    def decayed_parameters(self) -> Iterator[nn.Parameter]:
+        """All parameters, or with ``spare_start`` all but :meth:`start_parameters`.
+
+        Decay pulls towards zero: for the networks zero is the identity, that
+        is, the model's start; for a state's location, map, weight or tails
+        zero means nothing, and decay would only pull the state away from it.
+        """
+        if not self.spare_start:
+            return self.parameters()
+        spared = {id(p) for p in self.start_parameters()}
+        return (p for p in self.parameters() if id(p) not in spared)
 
     @torch.enable_grad()
     def fit_encoder(

@@ -10,29 +10,8 @@ captured step nor synchronises with the host.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
-from torch import Tensor, nn
-
-
-def spare_from_weight_decay(parameters: Iterable[nn.Parameter]) -> None:
-    """Flag parameters that :class:`Adam`'s weight decay leaves alone.
-
-    Weight decay pulls every decayed parameter towards zero. For a flow's
-    networks zero is the identity map, a fair prior; for parameters that a
-    warm start sets (a state's location and map, its weight, its tails) zero
-    means nothing, and decay only pulls the model away from its start. The
-    flag is an attribute of the parameter: it survives pickling, not
-    ``copy.deepcopy``.
-    """
-    for parameter in parameters:
-        parameter.decays = False
-
-
-def decays(parameter: Tensor) -> bool:
-    """Whether :class:`Adam`'s weight decay applies to ``parameter`` (see :func:`spare_from_weight_decay`)."""
-    return getattr(parameter, "decays", True)
+from torch import Tensor
 
 
 class Adam:
@@ -48,9 +27,9 @@ class Adam:
         ``torch.optim.Adam``.
     betas, eps : as in ``torch.optim.Adam``.
     weight_decay : float, default=0.0
-        Decoupled weight decay (AdamW): ``p -= lr * weight_decay * p`` before
-        the update, for every parameter but those flagged by
-        :func:`spare_from_weight_decay`.
+        Decoupled weight decay (AdamW): ``p -= lr * weight_decay * p`` before the update.
+    decayed : list of bool, optional
+        Which of ``parameters`` weight decay acts on (default: all).
     """
 
     def __init__(
@@ -60,13 +39,14 @@ class Adam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        decayed: list[bool] | None = None,
     ) -> None:
         self.parameters = parameters
+        self.decayed = parameters if decayed is None else [p for p, d in zip(parameters, decayed) if d]
         self.learning_rate = learning_rate
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.weight_decay = weight_decay
-        self.decayed = [p for p in parameters if decays(p)]
         self.first_moments = [torch.zeros_like(p) for p in parameters]
         self.second_moments = [torch.zeros_like(p) for p in parameters]
         # Bias corrections in float64, as torch.optim.Adam computes them on the host. Shape (1,), not 0-d:

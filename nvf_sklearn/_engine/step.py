@@ -69,7 +69,8 @@ class TrainStep:
     gradient_clip : float
         Largest joint 2-norm of the gradients.
     weight_decay : float, default=0.0
-        Decoupled (AdamW) weight decay of every trained parameter.
+        Decoupled (AdamW) weight decay of the trained parameters that
+        ``model.decayed_parameters()`` names.
     reduce_gradients : callable, optional
         Applied to the gradients before clipping (data-parallel averaging).
     compile : bool, default=False
@@ -99,7 +100,9 @@ class TrainStep:
         self.progress = torch.zeros((), dtype=dtype, device=device)
         #: Running sums of ``loss * weight`` and ``weight`` over the batches since :meth:`reset_totals`.
         self.totals = torch.zeros(2, dtype=dtype, device=device)
-        self.optimizer = Adam(parameters, self.learning_rate, weight_decay=weight_decay)
+        decayed = {id(p) for p in model.decayed_parameters()}
+        self.optimizer = Adam(parameters, self.learning_rate, weight_decay=weight_decay,
+                              decayed=[id(p) in decayed for p in parameters])  # fmt: skip
         self.average_decay = average_decay
         self.average = [p.detach().clone() for p in parameters] if average_decay is not None else None
         self.compile_error: str | None = None

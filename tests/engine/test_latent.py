@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from scipy.stats import multivariate_normal
 from torch.testing import assert_close
 
+from nvf_sklearn._engine.flows import spline_flow
 from nvf_sklearn._engine.initialization import initialize_parameters
 from nvf_sklearn._engine.latent import LatentFlowDensity, gumbel_softmax_straight_through
 
@@ -140,6 +141,21 @@ def test_density_parameters_exclude_the_encoder():
     assert any(name.startswith("encoder.") for name in names)
     exact = _randomised("exact")
     assert exact.encoder is None and len(list(exact.density_parameters())) == len(list(exact.parameters()))
+
+
+def test_weight_decay_spares_exactly_the_start_parameters_when_asked():
+    """``start_parameters`` are the state maps, weights and tails; ``spare_start`` leaves them out of the decay."""
+    flow = spline_flow(3, context_size=4, n_layers=2, hidden_size=8, state_affine="full", tails="student_t")
+    model = LatentFlowDensity(flow, 4, spare_start=True)
+    started = {id(p) for p in model.start_parameters()}
+    assert {name for name, p in model.named_parameters() if id(p) in started} == {
+        "weight_logits", "flow.base.dof_bias", "flow.base.dof_weight.weight",
+        *(f"flow.layers.0.{part}.weight" for part in ("location", "log_scale", "lower", "upper")),
+    }  # fmt: skip
+    decayed = {id(p) for p in model.decayed_parameters()}
+    assert decayed == {id(p) for p in model.parameters()} - started
+    model.spare_start = False
+    assert {id(p) for p in model.decayed_parameters()} == {id(p) for p in model.parameters()}
 
 
 # -------------------------------------------------------- initialisation

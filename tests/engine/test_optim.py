@@ -4,9 +4,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nvf_sklearn._engine.flows import spline_flow
-from nvf_sklearn._engine.latent import LatentFlowDensity
-from nvf_sklearn._engine.optim import Adam, clip_gradient_norm_, decays, spare_from_weight_decay
+from nvf_sklearn._engine.optim import Adam, clip_gradient_norm_
 
 from .conftest import generator
 
@@ -49,29 +47,15 @@ def test_adam_matches_torch(dtype, weight_decay):
         assert_close(mine, expected.detach(), atol=TOLERANCE[dtype], rtol=0)
 
 
-def test_weight_decay_spares_the_flagged_parameters_only():
+def test_weight_decay_acts_only_on_the_decayed_parameters():
     """With zero gradients, AdamW's decay alone moves a parameter: by ``1 - lr * weight_decay`` per step."""
     kept, decayed = _parameters(torch.float64)[:2]
-    spare_from_weight_decay([kept])
     start_kept, start_decayed = kept.clone(), decayed.clone()
-    adam = Adam([kept, decayed], _learning_rate(1e-2), weight_decay=0.5)
+    adam = Adam([kept, decayed], _learning_rate(1e-2), weight_decay=0.5, decayed=[False, True])
     for _ in range(3):
         adam.step([torch.zeros_like(kept), torch.zeros_like(decayed)])
     assert torch.equal(kept, start_kept)
     assert_close(decayed, start_decayed * (1 - 1e-2 * 0.5) ** 3, atol=1e-15, rtol=0)
-
-
-def test_the_start_parameters_of_a_latent_flow_are_its_state_maps_weights_and_tails():
-    flow = spline_flow(3, context_size=4, n_layers=2, hidden_size=8, state_affine="full", tails="student_t")
-    model = LatentFlowDensity(flow, 4)
-    started = {id(p) for p in model.start_parameters()}
-    assert {name for name, p in model.named_parameters() if id(p) in started} == {
-        "weight_logits", "flow.base.dof_bias", "flow.base.dof_weight.weight",
-        *(f"flow.layers.0.{part}.weight" for part in ("location", "log_scale", "lower", "upper")),
-    }  # fmt: skip
-    spare_from_weight_decay(model.start_parameters())
-    assert not any(decays(p) for p in model.start_parameters())
-    assert all(decays(p) for name, p in model.named_parameters() if id(p) not in started)
 
 
 def test_learning_rate_tensor_is_read_at_every_step():
