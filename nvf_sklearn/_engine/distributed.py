@@ -45,12 +45,10 @@ class DataParallel(Strategy):
         usable = order.shape[0] - order.shape[0] % self.world_size
         return order[self.rank : usable : self.world_size]
 
-    def reduce_gradients(self, gradients: list[Tensor]) -> list[Tensor]:
-        """The mean gradient over the processes, in one collective."""
-        flat = torch.cat([g.reshape(-1) for g in gradients])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        return [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in gradients]), gradients)]
+    def reduce_gradients(self, gradient: Tensor) -> Tensor:
+        """The mean of the flat gradient over the processes, in one collective."""
+        dist.all_reduce(gradient)
+        return gradient / self.world_size
 
     def all_reduce_sum(self, tensor: Tensor) -> Tensor:
         dist.all_reduce(tensor)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Transform, standard_normal_log_prob
+from .base import Transform, broadcast_shape, standard_normal_log_prob
 from .splines import n_spline_parameters, rq_spline
 from .tails import StudentTBase
 
@@ -154,7 +154,7 @@ class SplineCoupling(Transform):
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         kept, changed = x.split([self.n_identity, self.n_transformed], dim=-1)
         params = self.conditioner(kept, context)
-        batch_shape = torch.broadcast_shapes(x.shape[:-1], params.shape[:-1])
+        batch_shape = broadcast_shape(x.shape[:-1], params.shape[:-1])
         params = params.expand(*batch_shape, -1).reshape(*batch_shape, self.n_transformed, self.n_params)
         changed, log_det = rq_spline(changed.expand(*batch_shape, -1), params, self.tail_bound, inverse=inverse)
         return torch.cat([kept.expand(*batch_shape, -1), changed], dim=-1), log_det.sum(dim=-1)
@@ -288,7 +288,7 @@ class StateAffine(Transform):
                 y = (x - location) * torch.exp(log_scale)
         elif inverse:
             lower, upper = self.factors(context)
-            batch = torch.broadcast_shapes(x.shape[:-1], log_det.shape)
+            batch = broadcast_shape(x.shape[:-1], log_det.shape)
             columns = x.expand(*batch, -1).unsqueeze(-1)
             u_x = torch.linalg.solve_triangular(lower.expand(*batch, -1, -1), columns, upper=False, unitriangular=True)
             y = torch.linalg.solve_triangular(upper.expand(*batch, -1, -1), u_x, upper=True).squeeze(-1) + location
@@ -316,7 +316,7 @@ class StateSpline(Transform):
 
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         params = self.knots(context)
-        batch_shape = torch.broadcast_shapes(x.shape[:-1], params.shape[:-1])
+        batch_shape = broadcast_shape(x.shape[:-1], params.shape[:-1])
         params = params.expand(*batch_shape, -1).reshape(*batch_shape, self.n_features, self.n_params)
         y, log_det = rq_spline(x.expand(*batch_shape, -1), params, self.tail_bound, inverse=inverse)
         return y, log_det.sum(dim=-1)

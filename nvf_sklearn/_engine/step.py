@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 
 from .base import DensityModel
-from .optim import Adam, clip_gradient_norm_
+from .optim import Adam, clip_gradient_norm_, flatten
 
-GradientReducer = Callable[[list[Tensor]], list[Tensor]]
+#: Maps the flat gradient (:func:`~.optim.flatten`) to the one to apply, e.g. averaged over processes.
+GradientReducer = Callable[[Tensor], Tensor]
 
 
 def capture(function: Callable, *, backend: str = "inductor", mode: str | None = None) -> Callable:
@@ -72,7 +73,7 @@ class TrainStep:
         Decoupled (AdamW) weight decay of the trained parameters that
         ``model.decayed_parameters()`` names.
     reduce_gradients : callable, optional
-        Applied to the gradients before clipping (data-parallel averaging).
+        Applied to the flat gradient before clipping (data-parallel averaging).
     compile : bool, default=False
         Capture the step with :func:`capture`; falls back to eager on failure.
     average_decay : float, optional
@@ -116,11 +117,11 @@ class TrainStep:
         total_weight = weights.sum()
         loss = (self.model.training_loss(x, inputs, self.progress) * weights).sum() / total_weight
         gradients = torch.autograd.grad(loss, self.parameters, allow_unused=True)
-        gradients = [torch.zeros_like(p) if g is None else g for p, g in zip(self.parameters, gradients)]
+        gradient = flatten([torch.zeros_like(p) if g is None else g for p, g in zip(self.parameters, gradients)])
         if self.reduce_gradients is not None:
-            gradients = self.reduce_gradients(gradients)
-        clip_gradient_norm_(gradients, self.gradient_clip)
-        self.optimizer.step(gradients)
+            gradient = self.reduce_gradients(gradient)
+        clip_gradient_norm_(gradient, self.gradient_clip)
+        self.optimizer.step(gradient)
         if self.average is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(self.average, self.parameters, 1.0 - self.average_decay)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nvf_sklearn._engine.base import Transform
+from nvf_sklearn._engine.base import Transform, broadcast_shape
 from nvf_sklearn._engine.flows import Flow
 
 from .conftest import (
@@ -192,3 +192,15 @@ def test_state_dict_round_trip_gives_identical_log_prob(case):
     assert (other(context).log_prob(x) - expected).abs().max() > 1e-3
     other.load_state_dict(flow.state_dict())
     assert_close(other(context).log_prob(x), expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("first", [(), (3,), (1, 3), (2, 1), (0, 1), (4, 1, 3)])
+@pytest.mark.parametrize("second", [(), (1,), (2, 3), (5, 1, 1), (1, 0), (4,)])
+def test_broadcast_shape_agrees_with_torch(first, second):
+    try:
+        expected = tuple(torch.broadcast_shapes(first, second))
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            broadcast_shape(first, second)
+        return
+    assert broadcast_shape(first, second) == expected

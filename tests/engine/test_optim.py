@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nvf_sklearn._engine.optim import Adam, clip_gradient_norm_
+from nvf_sklearn._engine.optim import Adam, clip_gradient_norm_, flatten
 
 from .conftest import generator
 
@@ -38,7 +38,7 @@ def test_adam_matches_torch(dtype, weight_decay):
         theirs, lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay, foreach=True
     )
     for gradients in _gradients(dtype, 50):
-        adam.step(gradients)
+        adam.step(flatten(gradients))
         for parameter, gradient in zip(theirs, gradients):
             parameter.grad = gradient.clone()
         reference.step()
@@ -53,7 +53,7 @@ def test_weight_decay_acts_only_on_the_decayed_parameters():
     start_kept, start_decayed = kept.clone(), decayed.clone()
     adam = Adam([kept, decayed], _learning_rate(1e-2), weight_decay=0.5, decayed=[False, True])
     for _ in range(3):
-        adam.step([torch.zeros_like(kept), torch.zeros_like(decayed)])
+        adam.step(flatten([torch.zeros_like(kept), torch.zeros_like(decayed)]))
     assert torch.equal(kept, start_kept)
     assert_close(decayed, start_decayed * (1 - 1e-2 * 0.5) ** 3, atol=1e-15, rtol=0)
 
@@ -65,10 +65,10 @@ def test_learning_rate_tensor_is_read_at_every_step():
     (gradients,) = _gradients(torch.float64, 1)
     learning_rate.fill_(0.0)
     before = [p.clone() for p in parameters]
-    adam.step(gradients)
+    adam.step(flatten(gradients))
     assert all(torch.equal(p, b) for p, b in zip(parameters, before))
     learning_rate.fill_(1e-2)
-    adam.step(gradients)
+    adam.step(flatten(gradients))
     assert all((p - b).abs().min() > 0 for p, b in zip(parameters, before))
 
 
@@ -78,24 +78,24 @@ def test_load_state_dict_restores_in_place():
     adam = Adam(parameters, _learning_rate())
     steps = _gradients(torch.float64, 6)
     for gradients in steps[:3]:
-        adam.step(gradients)
+        adam.step(flatten(gradients))
     state = adam.state_dict()
     snapshot = [p.clone() for p in parameters]
-    tensors = [*adam.first_moments, *adam.second_moments, adam.step_count]
+    tensors = [adam.first_moment, adam.second_moment, adam.step_count]
     for gradients in steps[3:]:
-        adam.step(gradients)
+        adam.step(flatten(gradients))
     assert not torch.equal(state["step_count"], adam.step_count)  # the state is a copy, not a view
     after = [p.clone() for p in parameters]
 
     adam.load_state_dict(state)
-    assert all(a is b for a, b in zip([*adam.first_moments, *adam.second_moments, adam.step_count], tensors))
+    assert all(a is b for a, b in zip([adam.first_moment, adam.second_moment, adam.step_count], tensors))
     assert torch.equal(adam.step_count, state["step_count"])
-    assert all(torch.equal(a, b) for a, b in zip(adam.first_moments, state["first_moments"]))
-    assert all(torch.equal(a, b) for a, b in zip(adam.second_moments, state["second_moments"]))
+    assert torch.equal(adam.first_moment, state["first_moment"])
+    assert torch.equal(adam.second_moment, state["second_moment"])
     for parameter, value in zip(parameters, snapshot):
         parameter.copy_(value)
     for gradients in steps[3:]:
-        adam.step(gradients)
+        adam.step(flatten(gradients))
     assert all(torch.equal(p, a) for p, a in zip(parameters, after))
 
 
@@ -107,9 +107,9 @@ def test_clip_gradient_norm_matches_torch(max_norm):
     for parameter, gradient in zip(parameters, gradients):
         parameter.grad = gradient.clone()
     expected_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    norm = clip_gradient_norm_(gradients, max_norm)
+    gradient = flatten(gradients)
+    norm = clip_gradient_norm_(gradient, max_norm)
     assert_close(norm, expected_norm, atol=1e-14, rtol=0)
-    for gradient, parameter in zip(gradients, parameters):
-        assert_close(gradient, parameter.grad, atol=1e-15, rtol=0)
-    clipped = torch.linalg.vector_norm(torch.cat([g.flatten() for g in gradients]))
+    assert_close(gradient, flatten([p.grad for p in parameters]), atol=1e-15, rtol=0)
+    clipped = torch.linalg.vector_norm(gradient)
     assert clipped.item() == pytest.approx(min(max_norm, norm.item()), rel=1e-5)
