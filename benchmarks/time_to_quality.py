@@ -6,8 +6,10 @@ commit, ``git worktree add /tmp/base b7be095``), with ``--threads`` torch
 threads, on the same data. Workloads:
 
 - ``grid``: the README's search, ``GridSearchCV(NVFDensity(), {"n_latent": [1, 2, 4, 8, 16]})``
-  on 2,000 two-moons rows; the K it picks and the test log-likelihood on
-  20,000 fresh rows;
+  on 2,000 two-moons rows, one fit after the other; the K it picks and the
+  test log-likelihood on 20,000 fresh rows; ``grid-parallel``: the same
+  search with ``n_jobs=-1`` (joblib's worker processes, one per core, each
+  fit on its share of the cores);
 - known-density cases of ``toy_data.known_density_suite()`` (each at its own
   number of training rows, or ``--rows``): ``gmm`` (GaussianMixture, K by
   validation), ``nf`` (NFDensity), ``nvf`` (NVFDensity, K = the true count),
@@ -60,13 +62,14 @@ def curve(est):
     scores = list(getattr(est, "validation_scores_", []))
     return [float(s) for s in scores]
 
-if work == "grid":
+if work in ("grid", "grid-parallel"):
     from sklearn.datasets import make_moons
     from sklearn.model_selection import GridSearchCV
     X, _ = make_moons(2000, noise=0.05, random_state=seed)
     X_test, _ = make_moons(20000, noise=0.05, random_state=seed + 1)
     started = time.perf_counter()
-    search = GridSearchCV(NVFDensity(random_state=seed), {{"n_latent": [1, 2, 4, 8, 16]}}).fit(X)
+    n_jobs = -1 if work == "grid-parallel" else None
+    search = GridSearchCV(NVFDensity(random_state=seed), {{"n_latent": [1, 2, 4, 8, 16]}}, n_jobs=n_jobs).fit(X)
     record.update(seconds=time.perf_counter() - started, K=search.best_params_["n_latent"],
                   test=float(search.score(X_test)), n_train=len(X))
 else:
@@ -128,7 +131,7 @@ def fits(arguments) -> list[tuple[str, str, str, str]]:
         trees.append((str(HERE), "this checkout"))
     plan = []
     for work in arguments.work:
-        models = ["grid"] if work == "grid" else arguments.models
+        models = ["grid"] if work.startswith("grid") else arguments.models
         for model in models:
             for tree, label in trees:
                 if model == "zuko" and label != "this checkout":
@@ -192,7 +195,7 @@ def draw(records: list[dict], path: str) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--other", default=None, help="source tree of the other commit (a git worktree)")
-    parser.add_argument("--work", nargs="+", default=["grid"], help="'grid', suite case names, or real tables")
+    parser.add_argument("--work", nargs="+", default=["grid"], help="'grid', 'grid-parallel', suite case names, or real tables")
     parser.add_argument("--models", nargs="+", default=["gmm", "nf", "nvf", "nvf32", "zuko"])
     parser.add_argument("--other-only", action="store_true", help="fit with the other tree only (a split run)")
     parser.add_argument("--seed", type=int, default=0)

@@ -14,6 +14,7 @@ from nvf_sklearn._nvf_start import (
     marginal_entropy,
     mixture_log_likelihood,
     pivot_free,
+    start_rows,
 )
 
 from .conftest import FAST
@@ -126,3 +127,11 @@ def test_a_gaussian_cluster_keeps_its_own_map():
     cholesky_map = np.linalg.inv(np.linalg.cholesky(covariance))
     maps = independent_frames(X, np.zeros(len(X), dtype=int), mean[None], cholesky_map[None], np.random.RandomState(0))
     np.testing.assert_array_equal(maps[0], cholesky_map)
+
+
+@pytest.mark.parametrize("n_states, expected", [(1, 20_000), (12, 20_000), (24, 10_000), (32, 7_500), (100, 5_000)])
+def test_the_start_fits_on_fewer_rows_the_more_states_it_has(n_states, expected):
+    """Every EM step costs rows times states: 20,000 rows up to 12 states, then 240,000 row-states, at least 5,000."""
+    rows = start_rows(50_000, n_states, np.random.RandomState(0))
+    assert len(rows) == len(set(rows.tolist())) == expected
+    assert start_rows(expected, n_states, np.random.RandomState(0)) == slice(None)
