@@ -9,7 +9,8 @@ threads, on the same data. Workloads:
   on 2,000 two-moons rows, one fit after the other; the K it picks and the
   test log-likelihood on 20,000 fresh rows; ``grid-parallel``: the same
   search with ``n_jobs=-1`` (joblib's worker processes, one per core, each
-  fit on its share of the cores);
+  fit on its share of the cores; ``OMP_NUM_THREADS`` is left unset for it,
+  as a value set by the user overrides joblib's share);
 - known-density cases of ``toy_data.known_density_suite()`` (each at its own
   number of training rows, or ``--rows``): ``gmm`` (GaussianMixture, K by
   validation), ``nf`` (NFDensity), ``nvf`` (NVFDensity, K = the true count),
@@ -116,6 +117,8 @@ def run_fit(tree: str, label: str, work: str, model: str, seed: int, arguments) 
     code = FIT.format(tree=tree, here=str(HERE), label=label, work=work, model=model, seed=seed,
                       threads=arguments.threads, rows=arguments.rows, tables=TABLES)  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": str(arguments.threads), "MKL_NUM_THREADS": str(arguments.threads)}
+    if work == "grid-parallel":  # joblib gives each worker its share of the cores unless these are set
+        environment = {k: v for k, v in environment.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     if output.returncode:
         raise RuntimeError(f"{label} {work} {model}: {output.stderr[-2000:]}")
