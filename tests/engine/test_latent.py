@@ -219,3 +219,26 @@ def test_fit_encoder_learns_the_labels_and_is_a_no_op_without_an_encoder():
     before = {name: value.clone() for name, value in exact.state_dict().items()}
     exact.fit_encoder(x, labels, generator())
     assert all(torch.equal(value, before[name]) for name, value in exact.state_dict().items())
+
+
+@pytest.mark.parametrize("tails", ["gaussian", "student_t"])
+def test_the_start_ranking_is_the_log_joint_at_the_warm_start_and_only_there(tails):
+    """begin_training ranks states through the first layer and the base: exact while the later layers are the identity.
+
+    Three blocks reverse the features three times: a per-feature t base must see them in the flow's final order.
+    """
+    flow = spline_flow(3, context_size=K, n_layers=3, hidden_size=16, n_bins=6, tail_bound=3.0, lu_linear=True,
+                       state_affine="full", state_splines=True, tails=tails).double()  # fmt: skip
+    model = LatentFlowDensity(flow, K, training_states=2).double()
+    initialize_parameters(model, generator())
+    means, covariances, weights = _mixture(3, full=True)
+    model.initialize_states(means, torch.linalg.inv(torch.linalg.cholesky(covariances)), weights)
+    if tails == "student_t":
+        model.flow.base.start_at(torch.tensor([[3.0, 5.0, 30.0]] * K, dtype=F64))
+    x = tabular_points(20, 3)
+    assert_close(model.start_log_joint(x), model.log_joint(x), atol=1e-10, rtol=0)
+    model.begin_training(x)
+    assert torch.equal(model.responsible_states, model.log_joint(x).topk(1, dim=-1).indices)
+    with torch.no_grad():
+        randomise_(model, 0.25, add=True)  # trained: the later layers are no longer the identity
+    assert (model.start_log_joint(x) - model.log_joint(x)).abs().max() > 1e-3
