@@ -35,9 +35,10 @@ MISSING_NOTE = "zuko is not installed: its NSF row is skipped (`pip install -e \
 class ZukoNSF(DensityModel):
     """A zuko flow in the engine's density-model protocol (one state), so it trains through our loop."""
 
-    def __init__(self, flow: torch.nn.Module) -> None:
+    def __init__(self, flow: torch.nn.Module, n_features: int) -> None:
         super().__init__()
         self.flow = flow
+        self.n_features = n_features
 
     def log_joint(self, x):
         return self.flow().log_prob(x).unsqueeze(-1)
@@ -99,7 +100,7 @@ def matched_nsf(n_features: int, seed: int) -> tuple[ZukoNSF, int]:
         torch.manual_seed(seed)
         width = min(WIDTHS, key=lambda w: abs(n_parameters(nsf(n_features, w)) - target))
         torch.manual_seed(seed)
-        return ZukoNSF(nsf(n_features, width)), width
+        return ZukoNSF(nsf(n_features, width), n_features), width
 
 
 def training_config(budget: Budget, data: TrainingData) -> TrainingConfig:
@@ -107,7 +108,7 @@ def training_config(budget: Budget, data: TrainingData) -> TrainingConfig:
     benchmark's epoch budget and patience."""
     estimator = NFDensity(max_epochs=budget.max_epochs, patience=budget.patience, device=budget.device)
     # A one-state flow: one pass per row in training and in validation, as NFDensity's own model.
-    model = ZukoNSF(torch.nn.Identity())
+    model = ZukoNSF(torch.nn.Identity(), data.x.shape[1])
     resolved = estimator._resolve_budget(model, data)
     return estimator._training_config(resolved, data.x.device)
 

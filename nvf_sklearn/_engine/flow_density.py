@@ -29,6 +29,10 @@ class FlowDensity(DensityModel):
         super().__init__()
         self.flow = flow
 
+    @property
+    def n_features(self) -> int:
+        return self.flow.n_features
+
     def log_joint(self, x: Tensor) -> Tensor:
         return self.flow().log_prob(x).unsqueeze(-1)
 

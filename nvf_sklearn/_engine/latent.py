@@ -90,6 +90,10 @@ class LatentFlowDensity(DensityModel):
             self.register_buffer("weight_logits", weight_logits)
         self.register_buffer("states", torch.eye(n_states))
 
+    @property
+    def n_features(self) -> int:
+        return self.flow.n_features
+
     # --------------------------------------------------------------- density
     def log_weights(self) -> Tensor:
         """``log pi``, shape (K,)."""

@@ -5,7 +5,7 @@ import math
 import torch
 from torch.testing import assert_close
 
-from nvf_sklearn._engine.base import CHUNK_BUDGET
+from nvf_sklearn._engine.base import CHUNK_VALUES
 from nvf_sklearn._engine.flow_density import FlowDensity, ImageFlowDensity
 from nvf_sklearn._engine.image_flows import image_chunk_rows
 
@@ -40,7 +40,7 @@ def test_flow_density_is_the_flow_with_one_state():
     samples, states = model.sample(5, generator())
     assert samples.shape == (5, 3) and torch.equal(states, torch.zeros(5, dtype=torch.long))
     assert torch.equal(samples, model.sample(5, generator())[0])
-    assert model.chunk_rows("cpu") == CHUNK_BUDGET["cpu"] and model.training_stages() == ("all",)
+    assert model.chunk_rows("cpu") == CHUNK_VALUES["cpu"] // 3 and model.training_stages() == ("all",)
 
 
 def test_image_flow_density_takes_flat_rows():

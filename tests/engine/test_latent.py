@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from scipy.stats import multivariate_normal
 from torch.testing import assert_close
 
+from nvf_sklearn._engine.base import CHUNK_VALUES
 from nvf_sklearn._engine.flows import spline_flow
 from nvf_sklearn._engine.initialization import initialize_parameters
 from nvf_sklearn._engine.latent import LatentFlowDensity, gumbel_softmax_straight_through
@@ -242,3 +243,12 @@ def test_the_start_ranking_is_the_log_joint_at_the_warm_start_and_only_there(tai
     with torch.no_grad():
         randomise_(model, 0.25, add=True)  # trained: the later layers are no longer the identity
     assert (model.start_log_joint(x) - model.log_joint(x)).abs().max() > 1e-3
+
+
+def test_scoring_chunks_hold_a_fixed_number_of_values():
+    """Rows per chunk shrink with the states and the features: each chunk holds CHUNK_VALUES row-state features."""
+    model = _model(n_features=3)
+    assert model.n_features == 3
+    assert model.chunk_rows("cpu") == CHUNK_VALUES["cpu"] // (3 * K)
+    assert model.chunk_rows("cpu", states_per_row=1) == CHUNK_VALUES["cpu"] // 3
+    assert model.chunk_rows("cuda") == CHUNK_VALUES["cuda"] // (3 * K)
