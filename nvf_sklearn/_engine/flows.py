@@ -70,12 +70,16 @@ class FlowDistribution:
             z = layer.inverse(z, self.context)
         return z
 
+    def base_log_prob(self, z: Tensor) -> Tensor:
+        """``log`` density of base-space points under the base distribution (given the context)."""
+        if self.flow.base is not None:
+            return self.flow.base.log_prob(z, self.context)
+        return standard_normal_log_prob(z, len(self.flow.base_shape))
+
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact ``log p(x | context)``; its shape is the broadcast batch shape."""
         z, log_det = self.transform(x)
-        if self.flow.base is not None:
-            return self.flow.base.log_prob(z, self.context) + log_det
-        return standard_normal_log_prob(z, len(self.flow.base_shape)) + log_det
+        return self.base_log_prob(z) + log_det
 
     def sample(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> Tensor:
         """Draw ``shape + context batch shape`` points."""
