@@ -113,6 +113,10 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Data-dependent warm start from the preprocessed training rows (tensors on the model's device)."""
         model.initialize(z_train, w_train, generator)
 
+    def _keep_best_start(self, model: DensityModel, result: TrainingResult, data: TrainingData) -> DensityModel:
+        """The model a fit keeps: the trained one, or another start a family held back that validation prefers."""
+        return model
+
     def _set_diagnostics(self, X_train: np.ndarray) -> None:
         """Model-specific fitted attributes computed from the training rows (optional)."""
 
@@ -156,6 +160,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         budget = self._resolve_budget(model, data)
         with intra_op_threads(budget.n_threads):
             result = self._train(model, data, preprocessor, budget, seeds[0])
+        model = self._keep_best_start(model, result, data)
         self._set_fitted_attributes(model, result, preprocessor, data, budget, seeds[1])
         try:
             self._set_diagnostics(split.X_train)

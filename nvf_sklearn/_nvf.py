@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -9,9 +10,10 @@ import numpy as np
 import torch
 
 from ._compat import Interval, StrOptions
-from ._engine import LatentFlowDensity
+from ._engine import LatentFlowDensity, TrainingData, TrainingResult
 from ._engine.tails import INITIAL_DOF
-from ._nvf_start import diagonal_part, fit_start, independent_frames, state_tails
+from ._engine.training import validation_loss
+from ._nvf_start import MixtureStart, diagonal_part, fit_start, independent_frames, state_tails
 from ._tabular import TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
@@ -75,7 +77,11 @@ class NVFDensity(TabularFlowDensity):
         clusters are correlated) and there are at most 64 features, else
         diagonal; ``state_affine_`` says which. On uncorrelated clusters the
         extra ``K * d * (d - 1)`` parameters only overfit (measured at 16 and
-        32 features, see the user guide).
+        32 features, see the user guide). Where BIC chooses the diagonal map,
+        the full-covariance mixture itself stays a candidate of model
+        selection: the fit keeps it, untrained, if it scores better on
+        validation than every trained checkpoint (on few rows BIC's penalty
+        can turn down correlations that are really there).
     state_splines : bool, default=True
         After the state's affine map, give every state its own element-wise
         spline per feature (the skew and tails of its marginals), for
@@ -166,9 +172,11 @@ class NVFDensity(TabularFlowDensity):
         score of the model kept.
     start_validation_score_ : float or None
         Exact mean validation log-likelihood of the warm start (the starting
-        mixture), the first candidate of model selection: a fit never ends
-        below it on validation, and ``best_step_ == 0`` says the warm start
-        itself was kept (as on data that are a Gaussian mixture).
+        mixture; the better of the diagonal and the full one where
+        ``state_affine="auto"`` held both), the first candidate of model
+        selection: a fit never ends below it on validation, and
+        ``best_step_ == 0`` says the warm start itself was kept (as on data
+        that are a Gaussian mixture).
 
     See Also
     --------
@@ -348,23 +356,12 @@ class NVFDensity(TabularFlowDensity):
         start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided,
                           measure_overlap=auto_states, heavy_tailed=self.tails == "student_t")  # fmt: skip
         if undecided and not start.full_covariances_pay:
+            # BIC's penalty is harsh on few rows: the full mixture itself stays a candidate of model selection.
+            self._full_start = copy.deepcopy(model)
+            self._start_states(self._full_start, Z, start, "full", copy.deepcopy(rng), turn_frames=False)
             self.state_affine_ = "diagonal"
             model.flow.layers[0].restrict_to_diagonal()
-        covariances = diagonal_part(start.covariances) if self.state_affine_ == "diagonal" else start.covariances
-        maps = np.linalg.inv(np.linalg.cholesky(covariances))
-        # Frames and tails from the rows inside the outlier fence: an outlier's residual would pull its state's nu down.
-        Z_inside, labels_inside = Z[start.inliers], start.labels[start.inliers]
-        if self.state_affine_ == "full" and Z.shape[1] >= FRAME_MIN_FEATURES:  # per-feature layers: each cluster's axes
-            maps = independent_frames(Z_inside, labels_inside, start.means, maps, rng)
-        if self.tails == "student_t":  # each state's t per feature, by maximum likelihood on its rows
-            dof, scale = state_tails(Z_inside, labels_inside, start.means, maps, INITIAL_DOF)
-            maps = maps / scale[:, :, None]
-            model.flow.base.start_at(torch.as_tensor(dof, dtype=z_train.dtype, device=z_train.device))
-
-        def tensor(array):
-            return torch.as_tensor(array, dtype=z_train.dtype, device=z_train.device)
-
-        model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
+        self._start_states(model, Z, start, self.state_affine_, rng, turn_frames=True)
         if auto_states:  # the start's overlap decides
             low, high = AUTO_TRAINING_STATES
             chosen = min(max(start.states_per_row + 1, low), high)
@@ -372,6 +369,49 @@ class NVFDensity(TabularFlowDensity):
         exact = self.objective == "exact"
         self.training_states_ = (model.training_states or self.n_latent) if exact else None
         model.fit_encoder(z_train, torch.as_tensor(start.labels, dtype=torch.long, device=z_train.device), generator)
+
+    def _start_states(self, model: LatentFlowDensity, Z: np.ndarray, start: MixtureStart, affine: str,
+                      rng: np.random.RandomState, turn_frames: bool) -> None:  # fmt: skip
+        """Set ``model``'s states (locations, maps, weights, tails) to the start's mixture, with ``affine`` maps.
+
+        ``turn_frames``: a full map is turned to each cluster's independent
+        axes (from ``FRAME_MIN_FEATURES`` features up), along which the
+        per-feature tails and splines act; unturned, the maps are the
+        covariances' Cholesky factors, the same mixture.
+        """
+        full = affine == "full"
+        covariances = start.covariances if full else diagonal_part(start.covariances)
+        maps = np.linalg.inv(np.linalg.cholesky(covariances))
+        # Frames and tails from the rows inside the outlier fence: an outlier's residual would pull its state's nu down.
+        Z_inside, labels_inside = Z[start.inliers], start.labels[start.inliers]
+        if full and turn_frames and Z.shape[1] >= FRAME_MIN_FEATURES:  # per-feature layers: each cluster's axes
+            maps = independent_frames(Z_inside, labels_inside, start.means, maps, rng)
+        parameter = next(model.parameters())
+
+        def tensor(array):
+            return torch.as_tensor(array, dtype=parameter.dtype, device=parameter.device)
+
+        if self.tails == "student_t":  # each state's t per feature, by maximum likelihood on its rows
+            dof, scale = state_tails(Z_inside, labels_inside, start.means, maps, INITIAL_DOF)
+            maps = maps / scale[:, :, None]
+            model.flow.base.start_at(tensor(dof))
+        model.initialize_states(tensor(start.means), tensor(maps), tensor(start.weights))
+
+    def _keep_best_start(self, model: LatentFlowDensity, result: TrainingResult,
+                         data: TrainingData) -> LatentFlowDensity:  # fmt: skip
+        """The trained model, or the full-covariance start where BIC turned it down but validation prefers it."""
+        candidate = self.__dict__.pop("_full_start", None)
+        if candidate is None or not data.has_validation:
+            return model
+        candidate.training_states = model.training_states
+        candidate.eval()
+        loss = validation_loss(candidate, data.x_validation, data.weights_validation)
+        if not loss < result.best_loss:
+            return model
+        result.start_loss = min(result.start_loss, loss)
+        result.best_loss, result.best_step = loss, 0
+        self.state_affine_ = "full"
+        return candidate
 
     def _set_diagnostics(self, X_train: np.ndarray) -> None:
         # Cheap first: an interrupt in the scoring pass below leaves weights_ set.

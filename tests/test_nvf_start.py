@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize_scalar
 from scipy.stats import ortho_group
+from scipy.stats import t as student_t
 from sklearn.mixture import GaussianMixture
 
 from nvf_sklearn import NVFDensity
+from nvf_sklearn import _nvf_start as nvf_start
 from nvf_sklearn._engine.flows import StateAffine
 from nvf_sklearn._nvf_start import (
     fit_start,
@@ -13,8 +16,10 @@ from nvf_sklearn._nvf_start import (
     independent_frames,
     marginal_entropy,
     mixture_log_likelihood,
+    START_DOF_GRID,
     pivot_free,
     start_rows,
+    student_t_marginals,
 )
 
 from .conftest import FAST
@@ -70,6 +75,29 @@ def test_auto_that_chooses_diagonal_is_the_diagonal_fit_exactly():
     diagonal = NVFDensity(3, state_affine="diagonal", **{**FAST, "max_epochs": 2}).fit(X)
     assert auto.n_parameters_ == diagonal.n_parameters_
     np.testing.assert_array_equal(auto.score_samples(X), diagonal.score_samples(X))
+
+
+def correlated_clusters(n: int = 400, d: int = 6, k: int = 3, rho: float = 0.5, seed: int = 0) -> np.ndarray:
+    """k well-separated clusters, each with correlation ``rho`` between every pair of features."""
+    rng = np.random.default_rng(seed)
+    means = 8.0 * rng.normal(size=(k, d))
+    covariance = (1.0 - rho) * np.eye(d) + rho * np.ones((d, d))
+    return means[rng.integers(k, size=n)] + rng.multivariate_normal(np.zeros(d), covariance, size=n)
+
+
+def test_the_full_start_stays_a_candidate_where_bic_turns_it_down(monkeypatch):
+    # BIC's penalty grows with log n; on few rows of correlated clusters it can turn down the map the data need.
+    monkeypatch.setattr(nvf_start, "full_covariances_pay", lambda *arguments: False)
+    X = correlated_clusters()
+    auto = NVFDensity(3, **{**FAST, "max_epochs": 1}).fit(X)
+    diagonal = NVFDensity(3, state_affine="diagonal", **{**FAST, "max_epochs": 1}).fit(X)
+    assert auto.state_affine_ == "full" and auto.module_.flow.layers[0].lower is not None
+    assert auto.best_step_ == 0 and auto.best_validation_score_ == auto.start_validation_score_
+    assert auto.best_validation_score_ > diagonal.best_validation_score_ + 0.1
+    assert not hasattr(auto, "_full_start")
+    # The kept start is scored as it was selected: its mean validation score is what the module gives.
+    split = np.random.RandomState(FAST["random_state"]).permutation(len(X))[: int(0.1 * len(X))]
+    np.testing.assert_allclose(auto.score(X[np.sort(split)]), auto.best_validation_score_, rtol=1e-6)
 
 
 def test_an_explicit_full_map_is_kept_on_uncorrelated_clusters():
@@ -135,3 +163,20 @@ def test_the_start_fits_on_fewer_rows_the_more_states_it_has(n_states, expected)
     rows = start_rows(50_000, n_states, np.random.RandomState(0))
     assert len(rows) == len(set(rows.tolist())) == expected
     assert start_rows(expected, n_states, np.random.RandomState(0)) == slice(None)
+
+
+def test_student_t_marginals_are_the_maximum_likelihood_t_on_the_grid():
+    # Per column: the scale maximises scipy's t likelihood for the chosen nu, and no other nu of the grid does better.
+    rng = np.random.default_rng(0)
+    residuals = np.column_stack([2.0 * rng.standard_t(3.0, 800), 0.5 * rng.normal(size=800)])
+    dof, scale = student_t_marginals(residuals, n_iterations=200)
+
+    def log_likelihood(column, nu, s):
+        return student_t.logpdf(column / s, nu).sum() - len(column) * np.log(s)
+
+    for j, column in enumerate(residuals.T):
+        best = {nu: -minimize_scalar(lambda s: -log_likelihood(column, nu, s), bounds=(1e-3, 10.0), method="bounded").fun
+                for nu in START_DOF_GRID}  # fmt: skip
+        assert dof[j] == max(best, key=best.get)
+        np.testing.assert_allclose(log_likelihood(column, dof[j], scale[j]), best[dof[j]], rtol=1e-7)
+    assert dof[0] < 5.0 and dof[1] > 30.0
