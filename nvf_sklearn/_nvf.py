@@ -14,7 +14,7 @@ from ._engine import LatentFlowDensity, TrainingData, TrainingResult
 from ._engine.tails import INITIAL_DOF
 from ._engine.training import validation_loss
 from ._nvf_start import MixtureStart, diagonal_part, fit_start, independent_frames, state_tails
-from ._tabular import TabularFlowDensity, posterior
+from ._tabular import MANY_FEATURES, TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
 FULL_AFFINE_MAX_FEATURES = 64
@@ -23,9 +23,9 @@ FULL_AFFINE_MAX_FEATURES = 64
 FRAME_MIN_FEATURES = 3
 #: ``training_states="auto"``: the states a row needs under the warm start plus one explored, within these bounds.
 AUTO_TRAINING_STATES = (2, 4)
-#: From this many features up the per-state parameters overfit (measured, see the user guide): ``dropout="auto"``
-#: drops ``AUTO_DROPOUT`` of the conditioners' hidden units there, none below.
-MANY_FEATURES, AUTO_DROPOUT = 16, 0.1
+#: ``dropout="auto"`` drops this fraction of the conditioners' hidden units from ``MANY_FEATURES`` features up, where
+#: the per-state parameters overfit (measured, see the user guide), none below.
+AUTO_DROPOUT = 0.1
 #: Feature counts where weight decay spares the warm start's own parameters (state locations, maps, weights, tails)
 #: and ``weight_decay="auto"`` pulls the networks harder towards the identity, i.e. towards that start: 3 to 15.
 #: From 16 up decay of the per-state parameters is what keeps them from overfitting; in 2-D the couplings' networks

@@ -11,6 +11,10 @@ from ._compat import Interval, StrOptions
 from ._engine import Flow, spline_flow
 from ._preprocessing import Standardizer
 
+#: From this many features up a table is wide: NVFDensity's per-state parameters overfit there (it adds dropout),
+#: and NFDensity trains in smaller batches for more steps (both measured, see the user guide).
+MANY_FEATURES = 16
+
 
 def posterior(log_joint: np.ndarray) -> np.ndarray:
     """Row-wise softmax of a log-joint matrix; a row that is ``-inf`` everywhere is uniform.

@@ -45,6 +45,20 @@ def test_the_auto_step_budget_grows_with_the_square_root_of_the_rows():
     assert large.max_steps < 100_000 / 1024 * 10  # a few epochs of a large table, not hundreds
 
 
+def test_a_plain_flow_on_wide_tables_trains_smaller_batches_for_more_steps():
+    def budget(estimator, n_features):
+        rule = estimator._budget_rule_for(n_features)
+        return resolve_budget(rule, n_train=29_491, n_validation=3_277, batch_size="auto", max_epochs="auto",
+                              learning_rate=3e-3, weight_averaging=None, training_passes=1, validation_passes=1,
+                              device=CPU)  # fmt: skip
+
+    narrow, wide = budget(NFDensity(), 15), budget(NFDensity(), 16)
+    assert (narrow.batch_size, narrow.max_steps) == (1024, int(8 * math.sqrt(29_491)))
+    assert (wide.batch_size, wide.max_steps) == (256, int(24 * math.sqrt(29_491)))
+    assert wide.learning_rate == pytest.approx(3e-3)
+    assert budget(NVFDensity(), 16).batch_size == 1024  # NVF's warm-started states keep the large batch
+
+
 def test_an_int_max_epochs_is_that_many_passes():
     budget = _resolve(10_000, batch_size=500, max_epochs=7)
     assert budget.max_steps == 7 * 10_000 // 500
