@@ -56,12 +56,15 @@ class NFDensity(TabularFlowDensity):
         about 300 steps and 100,000 rows for about 2,500; from 16 features
         up three times as many steps of smaller batches (see
         ``batch_size``), which a flow from the identity needs there
-        (:class:`NVFDensity`, which starts from a Gaussian mixture, needs
-        ``2.5 * sqrt(n_rows)``). The resolved budget is ``max_steps_``; the
+        (:class:`NVFDensity`, which starts from a Gaussian mixture, trains
+        ``6 * sqrt(n_rows)`` steps of smaller batches below 16 features, see
+        ``batch_size``, and ``2.5 * sqrt(n_rows)`` from 16 up). The resolved
+        budget is ``max_steps_``; the
         learning-rate schedule decays over it and early stopping may end it
         sooner. With ``"auto"``, a fit whose best validation check falls in
-        the last tenth of its budget is still improving and gets up to two
-        more cycles from its best state, each over half the previous budget
+        the last tenth of its budget, after a last quarter that gained more
+        than 0.01 nats per row on validation, is still improving and gets up
+        to two more cycles from its best state, each over half the previous budget
         at half the previous peak rate (so ``n_steps_`` can reach
         ``1.75 * max_steps_``); an int budget is never extended.
     batch_size : int or "auto", default="auto"
@@ -70,7 +73,10 @@ class NFDensity(TabularFlowDensity):
         this network costs nearly the same for 256 rows as for 1,024), and
         256 from 16 features up (on 16-D clusters batches of 1,024 stopped
         0.05 to 0.1 nats further from the truth); on a GPU, 4,096 (at most
-        the training rows). The value used is ``batch_size_``.
+        the training rows). :class:`NVFDensity` on a CPU below 16 features:
+        a 64th of the rows within 256 and 1,024 (each row trains 2 to 4
+        states). The value
+        used is ``batch_size_``.
     learning_rate : float, default=3e-3
         Peak Adam learning rate for a batch of 256 rows; a batch of ``b``
         rows uses ``learning_rate * sqrt(b / 256)`` (``learning_rate_``).

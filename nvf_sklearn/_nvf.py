@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 
+from ._budget import BudgetRule
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity, TrainingData, TrainingResult
 from ._engine.tails import INITIAL_DOF
@@ -285,6 +287,18 @@ class NVFDensity(TabularFlowDensity):
         self.temperature_end = temperature_end
 
     _fitted_start = True  # a Gaussian mixture: on Gaussian clusters it is rightly kept
+
+    #: Below ``MANY_FEATURES`` features: batches of a 64th of the rows within [256, 1024] (a step trains 2 to 4 states
+    #: per row, so 256 rows are already 512 to 1,024 row-passes) for 6 sqrt(n) steps. 8-D skewed clusters, K = 12: on
+    #: 14,746 rows, batches of 1,024 for 2.5 sqrt(n) steps stopped 0.087 / 0.092 nats from the truth, these 0.072 /
+    #: 0.077 (data seeds 0 / 1); on 29,491 rows 0.047 -> 0.042 (seed 0). From 16 features up the template's larger
+    #: batches stay: there weight decay acts on the states' full maps too, and the longer budget decayed the rotated
+    #: 16-D clusters' maps from 0.369 to 0.593 nats (``benchmarks/results/nvf_batch.md``).
+    _narrow_budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, min_batch=256, batch_rows_fraction=1 / 64,
+                                              steps_per_sqrt_row=6.0)  # fmt: skip
+
+    def _budget_rule_for(self, n_features: int) -> BudgetRule:
+        return self._budget_rule if n_features >= MANY_FEATURES else self._narrow_budget_rule
 
     def _check_training_rows(self, n_train: int) -> None:
         if self.n_latent > n_train:

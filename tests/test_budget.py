@@ -45,7 +45,7 @@ def test_the_auto_step_budget_grows_with_the_square_root_of_the_rows():
     assert large.max_steps < 100_000 / 1024 * 10  # a few epochs of a large table, not hundreds
 
 
-def test_a_plain_flow_on_wide_tables_trains_smaller_batches_for_more_steps():
+def test_the_batch_and_step_budget_follow_the_width_of_the_table():
     def budget(estimator, n_features):
         rule = estimator._budget_rule_for(n_features)
         return resolve_budget(rule, n_train=29_491, n_validation=3_277, batch_size="auto", max_epochs="auto",
@@ -56,7 +56,9 @@ def test_a_plain_flow_on_wide_tables_trains_smaller_batches_for_more_steps():
     assert (narrow.batch_size, narrow.max_steps) == (1024, int(8 * math.sqrt(29_491)))
     assert (wide.batch_size, wide.max_steps) == (256, int(24 * math.sqrt(29_491)))
     assert wide.learning_rate == pytest.approx(3e-3)
-    assert budget(NVFDensity(), 16).batch_size == 1024  # NVF's warm-started states keep the large batch
+    # NVF trains several states per row: a 64th of the rows below 16 features, the template's batches from 16 up.
+    assert (budget(NVFDensity(), 8).batch_size, budget(NVFDensity(), 8).max_steps) == (512, int(6 * math.sqrt(29_491)))
+    assert (budget(NVFDensity(), 16).batch_size, budget(NVFDensity(), 16).max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
 
 
 def test_an_int_max_epochs_is_that_many_passes():

@@ -229,7 +229,7 @@ def test_the_kept_model_is_the_weight_average_the_validation_scored():
 
 def test_a_run_still_improving_at_its_budget_gets_shorter_cycles_at_half_the_rate():
     """Skewed data and 4 epochs: still improving at the end, so 2 more cycles of 2 and 1 epochs, rates halved."""
-    result = _fit(Sabotaged(), epochs=4, schedule="cosine", budget_extensions=2, learning_rate=4e-3)
+    result = _fit(Sabotaged(), epochs=4, schedule="cosine", budget_extensions=2, learning_rate=1e-2)
     assert result.n_steps == (4 + 2 + 1) * STEPS_PER_EPOCH
     assert result.steps == [STEPS_PER_EPOCH * (i + 1) for i in range(7)]
     assert result.stop_reason == "max_steps" and result.n_stages == 1
@@ -242,5 +242,11 @@ def test_a_run_that_stopped_early_or_peaked_long_before_its_budget_is_not_extend
     stopped = _fit(Sabotaged(), epochs=4, budget_extensions=2, patience=1, learning_rate=1.0)
     assert stopped.n_steps <= 4 * STEPS_PER_EPOCH
     peaked = TrainingResult(n_steps=100, best_step=50, stop_reason="max_steps")
-    assert not still_improving(peaked) and still_improving(TrainingResult(n_steps=100, best_step=95,
-                                                                          stop_reason="max_steps"))  # fmt: skip
+    assert not still_improving(peaked)
+
+    def ended(losses):  # checks every 25 steps, the best at the last one
+        return TrainingResult(steps=[25, 50, 75, 100], validation_loss=losses, n_steps=100, best_step=100,
+                              best_loss=losses[-1], start_loss=2.0, stop_reason="max_steps")  # fmt: skip
+
+    assert still_improving(ended([1.5, 1.2, 1.1, 1.05]))  # the last quarter gained 0.05 nats
+    assert not still_improving(ended([1.5, 1.2, 1.1, 1.095]))  # annealing's last 0.005 nats: not worth a cycle
