@@ -59,14 +59,14 @@ class NFDensity(TabularFlowDensity):
         (:class:`NVFDensity`, which starts from a Gaussian mixture, trains
         ``6 * sqrt(n_rows)`` steps of smaller batches below 16 features, see
         ``batch_size``, and ``2.5 * sqrt(n_rows)`` from 16 up). The resolved
-        budget is ``max_steps_``; the
-        learning-rate schedule decays over it and early stopping may end it
-        sooner. With ``"auto"``, a fit whose best validation check falls in
-        the last tenth of its budget, after a last quarter that gained more
-        than 0.01 nats per row on validation, is still improving and gets up
-        to two more cycles from its best state, each over half the previous budget
-        at half the previous peak rate (so ``n_steps_`` can reach
-        ``1.75 * max_steps_``); an int budget is never extended.
+        budget is ``max_steps_``; the learning-rate schedule decays over it
+        and early stopping may end it sooner. With ``"auto"``, a fit whose
+        best validation check falls in the last tenth of its budget, after a
+        last quarter that gained more than 0.01 nats per row on validation,
+        is still improving and gets up to two more cycles from its best
+        state, each over half the previous budget at half the previous peak
+        rate (so ``n_steps_`` can reach ``1.75 * max_steps_``); an int budget
+        is never extended.
     batch_size : int or "auto", default="auto"
         Rows per optimiser step. ``"auto"``: on a CPU, a sixteenth of the
         training rows as a power of two between 512 and 1,024 (a CPU step of
@@ -75,8 +75,7 @@ class NFDensity(TabularFlowDensity):
         0.05 to 0.1 nats further from the truth); on a GPU, 4,096 (at most
         the training rows). :class:`NVFDensity` on a CPU below 16 features:
         a 64th of the rows within 256 and 1,024 (each row trains 2 to 4
-        states). The value
-        used is ``batch_size_``.
+        states). The value used is ``batch_size_``.
     learning_rate : float, default=3e-3
         Peak Adam learning rate for a batch of 256 rows; a batch of ``b``
         rows uses ``learning_rate * sqrt(b / 256)`` (``learning_rate_``).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -415,8 +416,8 @@ class NVFDensity(TabularFlowDensity):
                          data: TrainingData) -> LatentFlowDensity:  # fmt: skip
         """The trained model, or the full-covariance start where BIC turned it down but validation prefers it."""
         candidate = self.__dict__.pop("_full_start", None)
-        if candidate is None or not data.has_validation:
-            return model
+        if candidate is None or not (data.has_validation and math.isfinite(result.best_loss)):
+            return model  # nothing to compare: no validation rows, or a fit interrupted before its first check
         candidate.training_states = model.training_states
         candidate.eval()
         loss = validation_loss(candidate, data.x_validation, data.weights_validation)
