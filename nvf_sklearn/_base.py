@@ -96,7 +96,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """An unfitted preprocessor (``fit``, ``transform``, ``inverse_transform``, ``log_det``)."""
 
     @abstractmethod
-    def _build_model(self, n_features: int) -> DensityModel:
+    def _build_model(self, n_features: int, n_rows: int) -> DensityModel:
         """The untrained engine model."""
 
     def _check_training_rows(self, n_train: int) -> None:
@@ -201,7 +201,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
 
         with torch.random.fork_rng(devices=[]):  # layer constructors draw from torch's global generator
-            model = self._build_model(split.X_train.shape[1]).to(dtype)
+            model = self._build_model(split.X_train.shape[1], split.X_train.shape[0]).to(dtype)
         rng = split.rng
         initialize_parameters(model, torch.Generator().manual_seed(int(rng.randint(_SEED_RANGE))))
         model.to(device)

@@ -265,5 +265,5 @@ class NFDensity(TabularFlowDensity):
     def _budget_rule_for(self, n_features: int) -> BudgetRule:
         return self._wide_budget_rule if n_features >= MANY_FEATURES else self._budget_rule
 
-    def _build_model(self, n_features: int) -> FlowDensity:
+    def _build_model(self, n_features: int, n_rows: int) -> FlowDensity:
         return FlowDensity(self._spline_flow(n_features))

@@ -137,5 +137,5 @@ class NFImageDensity(BaseImageDensity):
             verbose=verbose,
         )
 
-    def _build_model(self, n_features: int) -> ImageFlowDensity:
+    def _build_model(self, n_features: int, n_rows: int) -> ImageFlowDensity:
         return ImageFlowDensity(self._image_flow(n_features), n_levels=self.n_levels)

@@ -24,6 +24,12 @@ FULL_AFFINE_MAX_FEATURES = 64
 #: Full state maps are turned to each cluster's independent axes from this many features up: on 2-D two moons
 #: (curved clusters, which the shared couplings straighten better in the Cholesky frame) turning cost 0.013 nats.
 FRAME_MIN_FEATURES = 3
+#: ``state_splines="auto"``: below ``MANY_FEATURES`` features each state gets its own splines where there are at least
+#: this many training rows per state (from 16 features up always: without them the 32-D clusters with K = 32 and 922
+#: rows per state ended 0.420 nats from the truth instead of 0.383). 8-D skewed clusters (K = 32, 14,746 / 29,491 rows, 461 / 922 per state): 0.124 / 0.127 and 0.060 nats from
+#: the truth with them, 0.112 / 0.103 and 0.051 without; K = 12 on 14,746 rows (1,229 per state): 0.075 / 0.077 with
+#: them, 0.075 / 0.081 without (``benchmarks/results/nvf_batch.md``).
+STATE_SPLINE_MIN_ROWS = 1_000
 #: ``training_states="auto"``: the states a row needs under the warm start plus one explored, within these bounds.
 AUTO_TRAINING_STATES = (2, 4)
 #: ``dropout="auto"`` drops this fraction of the conditioners' hidden units from ``MANY_FEATURES`` features up, where
@@ -85,10 +91,15 @@ class NVFDensity(TabularFlowDensity):
         selection: the fit keeps it, untrained, if it scores better on
         validation than every trained checkpoint (on few rows BIC's penalty
         can turn down correlations that are really there).
-    state_splines : bool, default=True
+    state_splines : bool or "auto", default="auto"
         After the state's affine map, give every state its own element-wise
         spline per feature (the skew and tails of its marginals), for
-        ``K * d * (3 * n_bins - 1)`` parameters.
+        ``K * d * (3 * n_bins - 1)`` parameters. ``"auto"``: from 16
+        features up, and below where there are at least 1,000 training rows
+        per state; with fewer they overfit (8-D clusters with K = 32: 0.125
+        nats from the truth with them on 14,746 rows, 0.108 without), but a
+        32-D state needs them (0.383 with, 0.420 without, K = 32 on 29,491
+        rows; see the user guide). ``state_splines_`` says which.
     training_states : int, "auto" or None, default="auto"
         With the exact objective, train each row on this many of the states
         only: the ones most responsible for it (re-ranked at every step) and
@@ -156,6 +167,9 @@ class NVFDensity(TabularFlowDensity):
         fit is interrupted while it is computed).
     n_effective_latent_ : int
         States that carry at least one training row's worth of posterior mass.
+    state_splines_ : bool
+        Whether each state has its own splines (what ``state_splines="auto"``
+        chose).
     state_affine_ : {"diagonal", "full"}
         The state map the fit used (what ``state_affine="auto"`` chose).
     training_states_ : int or None
@@ -207,7 +221,7 @@ class NVFDensity(TabularFlowDensity):
         "mixture_weights": [StrOptions({"learned", "uniform"})],
         "init_params": [StrOptions({"kmeans", "gmm", "random"})],
         "state_affine": [StrOptions({"auto", "diagonal", "full"})],
-        "state_splines": ["boolean"],
+        "state_splines": ["boolean", StrOptions({"auto"})],
         "training_states": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
         "encoder_hidden_sizes": [tuple, list],
         "temperature_start": [Interval(Real, 0, None, closed="neither")],
@@ -224,7 +238,7 @@ class NVFDensity(TabularFlowDensity):
         mixture_weights="learned",
         init_params="gmm",
         state_affine="auto",
-        state_splines=True,
+        state_splines="auto",
         training_states="auto",
         encoder_hidden_sizes=(256, 256, 256),
         temperature_start=1.0,
@@ -313,14 +327,15 @@ class NVFDensity(TabularFlowDensity):
             return STRONG_WEIGHT_DECAY if spared else MILD_WEIGHT_DECAY
         return self.weight_decay
 
-    def _build_model(self, n_features: int) -> LatentFlowDensity:
+    def _build_model(self, n_features: int, n_rows: int) -> LatentFlowDensity:
         self._warn_about_unused_parameters()
+        self.state_splines_ = self._state_splines(n_features, n_rows)
         return LatentFlowDensity(
             self._spline_flow(
                 n_features,
                 context_size=self.n_latent,
                 state_affine=self._state_affine(n_features),
-                state_splines=self.state_splines,
+                state_splines=self.state_splines_,
             ),
             self.n_latent,
             encoder_hidden_sizes=tuple(self.encoder_hidden_sizes),
@@ -356,6 +371,11 @@ class NVFDensity(TabularFlowDensity):
         if self.dropout == "auto":
             return AUTO_DROPOUT if n_features >= MANY_FEATURES else 0.0
         return self.dropout
+
+    def _state_splines(self, n_features: int, n_rows: int) -> bool:
+        if self.state_splines == "auto":
+            return n_features >= MANY_FEATURES or n_rows >= STATE_SPLINE_MIN_ROWS * self.n_latent
+        return bool(self.state_splines)
 
     def _state_affine(self, n_features: int) -> str:
         if self.state_affine == "auto":

@@ -164,7 +164,7 @@ class NVFImageDensity(BaseImageDensity):
         self.code_prior_width = code_prior_width
         self.top_m = top_m
 
-    def _build_model(self, n_features: int) -> SequenceLatentFlowDensity:
+    def _build_model(self, n_features: int, n_rows: int) -> SequenceLatentFlowDensity:
         if self.code_prior_width % CODE_PRIOR_HEADS:
             raise ValueError(
                 f"code_prior_width={self.code_prior_width} must be a multiple of the code prior's "

@@ -69,6 +69,15 @@ def test_auto_state_affine_follows_the_data(rotated, expected):
     assert (affine.lower is None) == (expected == "diagonal")
 
 
+@pytest.mark.parametrize("n_latent, expected", [(2, True), (3, False)])
+def test_auto_state_splines_need_a_thousand_rows_per_state(n_latent, expected):
+    X = clusters(rotated=False, n=2400)  # 2,160 training rows: 1,080 per state for K = 2, 720 for K = 3
+    estimator = NVFDensity(n_latent, **{**FAST, "max_epochs": 1}).fit(X)
+    explicit = NVFDensity(n_latent, state_splines=expected, **{**FAST, "max_epochs": 1}).fit(X)
+    assert estimator.state_splines == "auto" and estimator.state_splines_ is expected
+    assert estimator.n_parameters_ == explicit.n_parameters_
+
+
 def test_auto_that_chooses_diagonal_is_the_diagonal_fit_exactly():
     X = clusters(rotated=False)
     auto = NVFDensity(3, **{**FAST, "max_epochs": 2}).fit(X)
