@@ -32,7 +32,7 @@ class StudentTMixture:
     def log_joint(self, Z: np.ndarray) -> np.ndarray:
         """``(n, K)``: ``log pi_k + log t(z; mu_k, S_k, nu_k)``."""
         return np.column_stack([
-            np.log(self.weights[k]) + _log_density(*_mahalanobis(Z, self.means[k], self.scales[k]), self.dof[k], Z.shape[1])
+            np.log(self.weights[k]) + t_log_density(*_mahalanobis(Z, self.means[k], self.scales[k]), self.dof[k], Z.shape[1])
             for k in range(len(self.weights))
         ])  # fmt: skip
 
@@ -69,7 +69,7 @@ def fit_student_t_mixture(Z: np.ndarray, labels: np.ndarray, n_components: int, 
             centred = Z - means[k]
             scales[k] = (centred * pull[:, None]).T @ centred / mass[k] + variance_floor * np.eye(d)
             log_det, delta = _mahalanobis(Z, means[k], scales[k])
-            log_densities = [_log_density(log_det, delta, nu, d) for nu in DOF_GRID]
+            log_densities = [t_log_density(log_det, delta, nu, d) for nu in DOF_GRID]
             best = int(np.argmax([responsibilities[:, k] @ log_density for log_density in log_densities]))
             dof[k] = DOF_GRID[best]
             log_joint[:, k] = np.log(mass[k] / mass.sum()) + log_densities[best]
@@ -91,7 +91,10 @@ def _mahalanobis(Z: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> tuple[fl
     return 2.0 * float(np.log(np.diag(cholesky)).sum()), np.einsum("ij,ij->i", whitened, whitened)
 
 
-def _log_density(log_det: float, delta: np.ndarray, nu: float, d: int) -> np.ndarray:
-    """Log-density of the d-variate t (scale matrix of log-determinant ``log_det``) at squared distances ``delta``."""
+def t_log_density(log_det, delta: np.ndarray, nu, d: int) -> np.ndarray:
+    """Log-density of the d-variate t (scale matrix of log-determinant ``log_det``) at squared distances ``delta``.
+
+    ``log_det`` and ``nu`` may be arrays that broadcast against ``delta`` (a grid of fits at once).
+    """
     normaliser = gammaln((nu + d) / 2.0) - gammaln(nu / 2.0) - 0.5 * d * np.log(nu * np.pi) - 0.5 * log_det
     return normaliser - 0.5 * (nu + d) * np.log1p(delta / nu)
