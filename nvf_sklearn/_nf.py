@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._budget import BudgetRule
 from ._engine import FlowDensity
-from ._tabular import MANY_FEATURES, TabularFlowDensity
+from ._tabular import TabularFlowDensity
 
 
 class NFDensity(TabularFlowDensity):
@@ -261,9 +260,6 @@ class NFDensity(TabularFlowDensity):
     #: skewed clusters batches of 1,024 (1,148 / 1,176 steps) stopped 0.726 / 0.639 nats from the truth, batches of
     #: 256 (3,403 / 3,320 steps) 0.619 / 0.597, in 49 / 51 s on 2 threads (data seeds 0 / 1).
     _wide_budget_rule = dataclasses.replace(_budget_rule, min_batch=256, max_batch=256, steps_per_sqrt_row=24.0)
-
-    def _budget_rule_for(self, n_features: int) -> BudgetRule:
-        return self._wide_budget_rule if n_features >= MANY_FEATURES else self._budget_rule
 
     def _build_model(self, n_features: int, n_rows: int) -> FlowDensity:
         return FlowDensity(self._spline_flow(n_features))

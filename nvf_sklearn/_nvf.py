@@ -11,7 +11,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from ._budget import BudgetRule
 from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity, TrainingData, TrainingResult
 from ._engine.tails import INITIAL_DOF
@@ -309,11 +308,8 @@ class NVFDensity(TabularFlowDensity):
     #: 0.077 (data seeds 0 / 1); on 29,491 rows 0.047 -> 0.042 (seed 0). From 16 features up the template's larger
     #: batches stay: there weight decay acts on the states' full maps too, and the longer budget decayed the rotated
     #: 16-D clusters' maps from 0.369 to 0.593 nats (``benchmarks/results/nvf_batch.md``).
-    _narrow_budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, min_batch=256, batch_rows_fraction=1 / 64,
-                                              steps_per_sqrt_row=6.0)  # fmt: skip
-
-    def _budget_rule_for(self, n_features: int) -> BudgetRule:
-        return self._budget_rule if n_features >= MANY_FEATURES else self._narrow_budget_rule
+    _budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, min_batch=256, batch_rows_fraction=1 / 64,
+                                       steps_per_sqrt_row=6.0)  # fmt: skip
 
     def _check_training_rows(self, n_train: int) -> None:
         if self.n_latent > n_train:

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from ._base import BaseFlowDensity
+from ._budget import BudgetRule
 from ._compat import Interval, StrOptions
 from ._engine import Flow, spline_flow
 from ._preprocessing import Standardizer
@@ -55,6 +56,13 @@ class TabularFlowDensity(BaseFlowDensity):
         self.lu_linear = lu_linear
         self.dropout = dropout
         self.tails = tails
+
+    #: The budget of a wide table (``MANY_FEATURES`` features or more); ``_budget_rule`` is the narrow tables'. A family
+    #: sets either where its measurements differ.
+    _wide_budget_rule = BaseFlowDensity._budget_rule
+
+    def _budget_rule_for(self, n_features: int) -> BudgetRule:
+        return self._wide_budget_rule if n_features >= MANY_FEATURES else self._budget_rule
 
     def _dropout(self, n_features: int) -> float:
         return self.dropout
