@@ -15,9 +15,9 @@ RULE = BudgetRule(min_batch=512, max_batch=1024, batch_rows_fraction=1 / 16, gpu
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def _resolve(n_train=10_000, n_validation=1_000, batch_size="auto", max_epochs="auto", device=CPU, **model):
+def _resolve(n_train=10_000, n_validation=1_000, batch_size="auto", max_epochs="auto", device=CPU, rule=RULE, **model):
     passes = {"training_passes": 1, "validation_passes": 1, **model}
-    return resolve_budget(RULE, n_train=n_train, n_validation=n_validation, batch_size=batch_size,
+    return resolve_budget(rule, n_train=n_train, n_validation=n_validation, batch_size=batch_size,
                           max_epochs=max_epochs, learning_rate=1e-3, weight_averaging=1.5, device=device,
                           **passes)  # fmt: skip
 
@@ -47,18 +47,16 @@ def test_the_auto_step_budget_grows_with_the_square_root_of_the_rows():
 
 def test_the_batch_and_step_budget_follow_the_width_of_the_table():
     def budget(estimator, n_features):
-        rule = estimator._budget_rule_for(n_features)
-        return resolve_budget(rule, n_train=29_491, n_validation=3_277, batch_size="auto", max_epochs="auto",
-                              learning_rate=3e-3, weight_averaging=None, training_passes=1, validation_passes=1,
-                              device=CPU)  # fmt: skip
+        return _resolve(29_491, 3_277, rule=estimator._budget_rule_for(n_features))
 
     narrow, wide = budget(NFDensity(), 15), budget(NFDensity(), 16)
     assert (narrow.batch_size, narrow.max_steps) == (1024, int(8 * math.sqrt(29_491)))
     assert (wide.batch_size, wide.max_steps) == (256, int(24 * math.sqrt(29_491)))
-    assert wide.learning_rate == pytest.approx(3e-3)
+    assert wide.learning_rate == pytest.approx(1e-3)  # 256 rows: the rate as stated, unscaled
     # NVF trains several states per row: a 64th of the rows below 16 features, the template's batches from 16 up.
-    assert (budget(NVFDensity(), 8).batch_size, budget(NVFDensity(), 8).max_steps) == (512, int(6 * math.sqrt(29_491)))
-    assert (budget(NVFDensity(), 16).batch_size, budget(NVFDensity(), 16).max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
+    nvf_narrow, nvf_wide = budget(NVFDensity(), 8), budget(NVFDensity(), 16)
+    assert (nvf_narrow.batch_size, nvf_narrow.max_steps) == (512, int(6 * math.sqrt(29_491)))
+    assert (nvf_wide.batch_size, nvf_wide.max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
 
 
 def test_an_int_max_epochs_is_that_many_passes():
