@@ -7,6 +7,7 @@ import warnings
 from sklearn.exceptions import ConvergenceWarning
 
 from ._engine import TrainingResult
+from ._engine.training import still_improving
 
 
 def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps: int, stacklevel: int = 2,
@@ -18,7 +19,9 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps
     loss ended above where it started, or no check better than the starting
     model on validation, unless the start is itself a fitted model:
     ``fitted_start``), and a step budget that ran out. ``max_steps`` is the
-    budget that ``max_epochs`` resolved to.
+    budget that ``max_epochs`` resolved to. A budget of ``max_epochs="auto"``
+    that ran out is the end of its schedule, not a warning, unless
+    validation was still improving there (``still_improving``).
     """
     best = f"the model from step {result.best_step} is kept"
     never_improved = result.n_steps > 0 and result.best_step == 0 and not fitted_start
@@ -43,7 +46,7 @@ def warn_about_training(name: str, result: TrainingResult, max_epochs, max_steps
             f"{name}: training was unstable ({'; '.join(what)}); {best}. Lower learning_rate.",
             ConvergenceWarning,
         )
-    elif result.stop_reason == "max_steps":
+    elif result.stop_reason == "max_steps" and (max_epochs != "auto" or still_improving(result)):
         budget = f"its budget of {max_steps} steps (max_epochs={max_epochs!r})"
         if result.n_steps > max_steps:
             budget += f" and {result.n_steps - max_steps} more in shorter cycles while it still improved"

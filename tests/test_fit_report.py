@@ -73,6 +73,24 @@ def test_each_outcome_has_one_warning(result, expected):
     assert len(record) == 1 and expected[0] in str(record[0].message) and record[0].category is expected[1]
 
 
+def _cosine_run(last_quarter_gain):
+    """A run that used its budget of 100 steps, best at the last check, gaining ``last_quarter_gain`` after step 75."""
+    steps = list(range(10, 101, 10))
+    losses = [2.0 - 0.01 * s for s in steps[:7]] + [1.3 - last_quarter_gain * (i + 1) / 3 for i in range(3)]
+    return TrainingResult(stop_reason="max_steps", n_steps=100, best_step=100, best_loss=losses[-1], steps=steps,
+                          validation_loss=losses, train_loss=[2.0, 1.0], start_loss=2.0)
+
+
+def test_an_automatic_budget_that_ends_its_schedule_is_silent_unless_validation_still_gains():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_training("Model", _cosine_run(last_quarter_gain=0.005), "auto", 100)
+    with pytest.warns(ConvergenceWarning, match="increase max_epochs"):
+        warn_about_training("Model", _cosine_run(last_quarter_gain=0.05), "auto", 100)
+    with pytest.warns(ConvergenceWarning, match="increase max_epochs"):  # a budget the user set: always said
+        warn_about_training("Model", _cosine_run(last_quarter_gain=0.005), 10, 100)
+
+
 def test_running_out_of_steps_in_one_of_two_stages_counts_steps_over_both():
     """It used to read 'used all max_epochs=30 epochs ... last improvement at epoch 38' (NVFImageDensity)."""
     joint = TrainingResult(stop_reason="early_stopping", n_steps=250, best_step=50, train_loss=[2.0, 1.0])
@@ -100,7 +118,8 @@ def test_keeping_a_fitted_warm_start_is_not_a_sign_of_instability():
 
 
 def test_an_extended_budget_is_named_with_its_extra_steps():
-    extended = TrainingResult(stop_reason="max_steps", n_steps=700, best_step=690, train_loss=[2.0, 1.0])
+    extended = TrainingResult(stop_reason="max_steps", n_steps=700, best_step=690, train_loss=[2.0, 1.0],
+                              steps=[100, 600, 690], validation_loss=[2.0, 1.5, 1.0], best_loss=1.0)  # still gaining
     with pytest.warns(ConvergenceWarning) as record:
         warn_about_training("Model", extended, "auto", 400)
     (message,) = _messages(record)
