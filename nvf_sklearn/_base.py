@@ -216,7 +216,7 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _resolve_budget(self, model: DensityModel, data: TrainingData) -> TrainingBudget:
         return resolve_budget(
-            self._budget_rule_for(data.x.shape[1]),
+            self._budget_rule_for(data.x.shape[1], data.x.shape[0]),
             n_train=data.x.shape[0],
             n_validation=data.x_validation.shape[0] if data.has_validation else 0,
             batch_size=self.batch_size,
@@ -229,8 +229,8 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             n_processes=self.n_devices,
         )
 
-    def _budget_rule_for(self, n_features: int) -> BudgetRule:
-        """How this family sizes the training of a fit to ``n_features`` features."""
+    def _budget_rule_for(self, n_features: int, n_rows: int) -> BudgetRule:
+        """How this family sizes the training of a fit to ``n_rows`` training rows of ``n_features`` features."""
         return self._budget_rule
 
     def _weight_decay(self) -> float:

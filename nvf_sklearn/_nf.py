@@ -262,4 +262,4 @@ class NFDensity(TabularFlowDensity):
     _wide_budget_rule = dataclasses.replace(_budget_rule, min_batch=256, max_batch=256, steps_per_sqrt_row=24.0)
 
     def _build_model(self, n_features: int, n_rows: int) -> FlowDensity:
-        return FlowDensity(self._spline_flow(n_features))
+        return FlowDensity(self._spline_flow(n_features, self.n_layers))

@@ -61,7 +61,7 @@ class TabularFlowDensity(BaseFlowDensity):
     #: sets either where its measurements differ.
     _wide_budget_rule = BaseFlowDensity._budget_rule
 
-    def _budget_rule_for(self, n_features: int) -> BudgetRule:
+    def _budget_rule_for(self, n_features: int, n_rows: int) -> BudgetRule:
         return self._wide_budget_rule if n_features >= MANY_FEATURES else self._budget_rule
 
     def _dropout(self, n_features: int) -> float:
@@ -70,11 +70,11 @@ class TabularFlowDensity(BaseFlowDensity):
     def _make_preprocessor(self) -> Standardizer:
         return Standardizer()
 
-    def _spline_flow(self, n_features: int, **conditioning) -> Flow:
+    def _spline_flow(self, n_features: int, n_layers: int, **conditioning) -> Flow:
         self.dropout_ = self._dropout(n_features)
         return spline_flow(
             n_features,
-            n_layers=self.n_layers,
+            n_layers=n_layers,
             hidden_size=self.hidden_size,
             n_hidden_layers=self.n_hidden_layers,
             n_bins=self.n_bins,

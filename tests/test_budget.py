@@ -46,8 +46,8 @@ def test_the_auto_step_budget_grows_with_the_square_root_of_the_rows():
 
 
 def test_the_batch_and_step_budget_follow_the_width_of_the_table():
-    def budget(estimator, n_features):
-        return _resolve(29_491, 3_277, rule=estimator._budget_rule_for(n_features))
+    def budget(estimator, n_features, n_rows=29_491):
+        return _resolve(n_rows, 3_277, rule=estimator._budget_rule_for(n_features, n_rows))
 
     narrow, wide = budget(NFDensity(), 15), budget(NFDensity(), 16)
     assert (narrow.batch_size, narrow.max_steps) == (1024, int(8 * math.sqrt(29_491)))
@@ -57,6 +57,10 @@ def test_the_batch_and_step_budget_follow_the_width_of_the_table():
     nvf_narrow, nvf_wide = budget(NVFDensity(), 8), budget(NVFDensity(), 16)
     assert (nvf_narrow.batch_size, nvf_narrow.max_steps) == (512, int(6 * math.sqrt(29_491)))
     assert (nvf_wide.batch_size, nvf_wide.max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
+    # A small narrow table trains its shallower flow (n_layers="auto") for 9 sqrt(n) steps instead of 6 sqrt(n).
+    small, small_wide = budget(NVFDensity(), 2, n_rows=1_800), budget(NVFDensity(), 16, n_rows=1_800)
+    assert (small.batch_size, small.max_steps) == (256, int(9 * math.sqrt(1_800)))
+    assert small_wide.max_steps == 250  # the template's floor
 
 
 def test_an_int_max_epochs_is_that_many_passes():

@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture
 
 from nvf_sklearn import NVFDensity
 from nvf_sklearn import _nvf_start as nvf_start
-from nvf_sklearn._engine.flows import StateAffine
+from nvf_sklearn._engine.flows import SplineCoupling, StateAffine
 from nvf_sklearn._nvf_start import (
     fit_start,
     full_covariances_pay,
@@ -67,6 +67,14 @@ def test_auto_state_affine_follows_the_data(rotated, expected):
     assert isinstance(affine, StateAffine)
     assert estimator.state_affine == "auto" and estimator.state_affine_ == expected
     assert (affine.lower is None) == (expected == "diagonal")
+
+
+@pytest.mark.parametrize("n_rows, expected", [(4_500, 3), (4_600, 5)])
+def test_auto_layers_follow_the_training_rows(n_rows, expected):
+    X = clusters(rotated=False, n=n_rows)  # 4,050 / 4,140 training rows: either side of 4,096
+    estimator = NVFDensity(3, hidden_size=8, max_epochs=1, random_state=0).fit(X)
+    couplings = [layer for layer in estimator.module_.flow.layers if isinstance(layer, SplineCoupling)]
+    assert estimator.n_layers == "auto" and estimator.n_layers_ == len(couplings) == expected
 
 
 @pytest.mark.parametrize("n_latent, expected", [(2, True), (3, False)])
