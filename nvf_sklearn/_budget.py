@@ -52,9 +52,10 @@ class BudgetRule:
 
     ``batch_rows_fraction``: the CPU batch is this fraction of the training
     rows, rounded to a power of two within ``[min_batch, max_batch]``; a GPU
-    batch is ``gpu_batch`` rows (at most the training rows). ``learning_rate``
+    batch is ``gpu_batch`` rows (at most the training rows). A learning rate
     is stated for ``reference_batch`` rows; another batch scales it by
-    ``sqrt(batch / reference_batch)``.
+    ``sqrt(batch / reference_batch)``. ``learning_rate`` is the rate that an
+    estimator's ``learning_rate="auto"`` resolves to.
     """
 
     min_batch: int
@@ -66,6 +67,7 @@ class BudgetRule:
     min_steps: int
     max_steps: int
     checks_per_budget: int = 50
+    learning_rate: float = 3e-3
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def resolve_budget(
     n_validation: int,
     batch_size: int | str,
     max_epochs: int | str,
-    learning_rate: float,
+    learning_rate: float | str,
     weight_averaging: float | None,
     training_passes: int,
     validation_passes: int,
@@ -106,8 +108,10 @@ def resolve_budget(
     ``training_passes`` and ``validation_passes`` are the flow passes per row
     of a training step and of validation (``training_states`` and ``K`` for
     NVF); each of ``n_processes`` data-parallel processes trains on its
-    ``1 / n_processes`` of the rows.
+    ``1 / n_processes`` of the rows. ``learning_rate="auto"`` is the rule's.
     """
+    if learning_rate == "auto":
+        learning_rate = rule.learning_rate
     rows = max(1, n_train // n_processes)
     if batch_size == "auto":
         batch = power_of_two_batch(rows, rule) if device.type == "cpu" else rule.gpu_batch

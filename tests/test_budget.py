@@ -15,10 +15,11 @@ RULE = BudgetRule(min_batch=512, max_batch=1024, batch_rows_fraction=1 / 16, gpu
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def _resolve(n_train=10_000, n_validation=1_000, batch_size="auto", max_epochs="auto", device=CPU, rule=RULE, **model):
+def _resolve(n_train=10_000, n_validation=1_000, batch_size="auto", max_epochs="auto", device=CPU, rule=RULE,
+             learning_rate=1e-3, **model):  # fmt: skip
     passes = {"training_passes": 1, "validation_passes": 1, **model}
     return resolve_budget(rule, n_train=n_train, n_validation=n_validation, batch_size=batch_size,
-                          max_epochs=max_epochs, learning_rate=1e-3, weight_averaging=1.5, device=device,
+                          max_epochs=max_epochs, learning_rate=learning_rate, weight_averaging=1.5, device=device,
                           **passes)  # fmt: skip
 
 
@@ -57,6 +58,13 @@ def test_the_batch_and_step_budget_follow_the_width_of_the_table():
     nvf_narrow, nvf_wide = budget(NVFDensity(), 8), budget(NVFDensity(), 16)
     assert (nvf_narrow.batch_size, nvf_narrow.max_steps) == (512, int(6 * math.sqrt(29_491)))
     assert (nvf_wide.batch_size, nvf_wide.max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
+    # learning_rate="auto": NVF's narrow rules 4.5e-3 per 256 rows, the wide one 3e-3 (its batch of 1,024: 6e-3).
+    def auto_rate(n_features, n_rows=29_491):
+        rule = NVFDensity()._budget_rule_for(n_features, n_rows)
+        return _resolve(n_rows, 3_277, rule=rule, learning_rate="auto").learning_rate
+
+    assert auto_rate(8) == pytest.approx(4.5e-3 * math.sqrt(512 / 256))
+    assert auto_rate(2, 1_800) == pytest.approx(4.5e-3) and auto_rate(16) == pytest.approx(3e-3 * 2.0)
     # A small narrow table trains its shallower flow (n_layers="auto") for 9 sqrt(n) steps instead of 6 sqrt(n).
     small, small_wide = budget(NVFDensity(), 2, n_rows=1_800), budget(NVFDensity(), 16, n_rows=1_800)
     assert (small.batch_size, small.max_steps) == (256, int(9 * math.sqrt(1_800)))
