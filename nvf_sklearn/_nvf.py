@@ -166,9 +166,9 @@ class NVFDensity(TabularFlowDensity):
     learning_rate : float or "auto", default="auto"
         Peak learning rate for batches of 256 rows; a batch of ``b`` rows
         uses ``learning_rate * sqrt(b / 256)`` (``learning_rate_``).
-        ``"auto"``: 4.5e-3 below 16 features, 3e-3 from 16 up, where weight
-        decay also acts on the states' maps and a faster rate decays the
-        rotations they hold (measured: see the user guide).
+        ``"auto"``: 4.5e-3, but 3e-3 from 16 features up where the states
+        have full maps: there weight decay acts on the maps too, and a faster
+        rate decays the rotations they hold (measured: see the user guide).
     max_epochs, batch_size, learning_rate_schedule, weight_averaging, validation_fraction, patience, dtype, device, n_devices, compile, verbose :
         As in :class:`NFDensity`.
     random_state : int, RandomState instance or None, default=None
@@ -330,18 +330,24 @@ class NVFDensity(TabularFlowDensity):
     #: 0.077 (data seeds 0 / 1); on 29,491 rows 0.047 -> 0.042 (seed 0). From 16 features up the template's larger
     #: batches stay: there weight decay acts on the states' full maps too, and the longer budget decayed the rotated
     #: 16-D clusters' maps from 0.369 to 0.593 nats (``benchmarks/results/nvf_batch.md``). ``learning_rate="auto"``
-    #: is 4.5e-3 here (3e-3 from 16 features up): 8-D clusters on 14,746 rows 0.076 -> 0.070 nats (K = 12) and
+    #: is 4.5e-3 here: 8-D clusters on 14,746 rows 0.076 -> 0.070 nats (K = 12) and
     #: 0.108 -> 0.099 (K = 32), the rotated t clusters 0.118 / 0.054 / 0.039 -> 0.112 / 0.046 / 0.035 (2,000 / 8,000 /
     #: 16,000 rows), the rest within 0.007 (``benchmarks/results/nvf_learning_rate.md``).
     _budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, min_batch=256, batch_rows_fraction=1 / 64,
                                        steps_per_sqrt_row=6.0, learning_rate=4.5e-3)  # fmt: skip
     #: Small narrow tables (fewer than ``SMALL_TABLE_ROWS`` rows) train their shallower flow for longer.
     _small_table_budget_rule = dataclasses.replace(_budget_rule, steps_per_sqrt_row=9.0)
+    #: From 16 features up the template's budget, at 4.5e-3 where the states' maps are diagonal: 16-D clusters 0.148 /
+    #: 0.146 -> 0.104 / 0.107 nats, 32-D 0.383 / 0.353 -> 0.280 / 0.249. Full maps keep 3e-3: weight decay (rate times
+    #: decay per step) acts on them there, and 4.5e-3 took the rotated 16-D clusters from 0.369 to 0.551 (sparing the
+    #: maps from decay did not help: 0.494; ``benchmarks/results/nvf_learning_rate.md``).
+    _wide_diagonal_budget_rule = dataclasses.replace(TabularFlowDensity._wide_budget_rule, learning_rate=4.5e-3)
 
     def _budget_rule_for(self, n_features: int, n_rows: int) -> BudgetRule:
-        if n_features < MANY_FEATURES and n_rows < SMALL_TABLE_ROWS:
-            return self._small_table_budget_rule
-        return super()._budget_rule_for(n_features, n_rows)
+        """The narrow, small-table or wide budget; a wide table's depends on the state map its start chose."""
+        if n_features < MANY_FEATURES:
+            return self._small_table_budget_rule if n_rows < SMALL_TABLE_ROWS else self._budget_rule
+        return self._wide_budget_rule if self.state_affine_ == "full" else self._wide_diagonal_budget_rule
 
     def _check_training_rows(self, n_train: int) -> None:
         if self.n_latent > n_train:

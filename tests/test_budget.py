@@ -55,20 +55,32 @@ def test_the_batch_and_step_budget_follow_the_width_of_the_table():
     assert (wide.batch_size, wide.max_steps) == (256, int(24 * math.sqrt(29_491)))
     assert wide.learning_rate == pytest.approx(1e-3)  # 256 rows: the rate as stated, unscaled
     # NVF trains several states per row: a 64th of the rows below 16 features, the template's batches from 16 up.
-    nvf_narrow, nvf_wide = budget(NVFDensity(), 8), budget(NVFDensity(), 16)
+    nvf_narrow, nvf_wide = budget(_nvf("diagonal"), 8), budget(_nvf("diagonal"), 16)
     assert (nvf_narrow.batch_size, nvf_narrow.max_steps) == (512, int(6 * math.sqrt(29_491)))
     assert (nvf_wide.batch_size, nvf_wide.max_steps) == (1024, int(2.5 * math.sqrt(29_491)))
-    # learning_rate="auto": NVF's narrow rules 4.5e-3 per 256 rows, the wide one 3e-3 (its batch of 1,024: 6e-3).
-    def auto_rate(n_features, n_rows=29_491):
-        rule = NVFDensity()._budget_rule_for(n_features, n_rows)
-        return _resolve(n_rows, 3_277, rule=rule, learning_rate="auto").learning_rate
-
-    assert auto_rate(8) == pytest.approx(4.5e-3 * math.sqrt(512 / 256))
-    assert auto_rate(2, 1_800) == pytest.approx(4.5e-3) and auto_rate(16) == pytest.approx(3e-3 * 2.0)
     # A small narrow table trains its shallower flow (n_layers="auto") for 9 sqrt(n) steps instead of 6 sqrt(n).
-    small, small_wide = budget(NVFDensity(), 2, n_rows=1_800), budget(NVFDensity(), 16, n_rows=1_800)
+    small, small_wide = budget(_nvf("full"), 2, n_rows=1_800), budget(_nvf("full"), 16, n_rows=1_800)
     assert (small.batch_size, small.max_steps) == (256, int(9 * math.sqrt(1_800)))
     assert small_wide.max_steps == 250  # the template's floor
+
+
+def _nvf(state_affine):
+    """An NVFDensity whose warm start chose ``state_affine`` (the wide tables' rate depends on it)."""
+    estimator = NVFDensity()
+    estimator.state_affine_ = state_affine
+    return estimator
+
+
+@pytest.mark.parametrize("n_features, n_rows, state_affine, rate", [
+    (8, 29_491, "full", 4.5e-3 * math.sqrt(512 / 256)),  # below 16 features 4.5e-3 per 256 rows, whatever the map
+    (2, 1_800, "diagonal", 4.5e-3),
+    (16, 29_491, "diagonal", 4.5e-3 * 2.0),  # from 16 up in batches of 1,024
+    (16, 29_491, "full", 3e-3 * 2.0),  # decay acts on the full maps there: the slower rate
+])  # fmt: skip
+def test_the_auto_learning_rate_follows_the_width_and_the_state_map(n_features, n_rows, state_affine, rate):
+    rule = _nvf(state_affine)._budget_rule_for(n_features, n_rows)
+    assert _resolve(n_rows, 3_277, rule=rule, learning_rate="auto").learning_rate == pytest.approx(rate)
+    assert _resolve(n_rows, 3_277, rule=rule, learning_rate=1e-3, batch_size=256).learning_rate == 1e-3  # as given
 
 
 def test_an_int_max_epochs_is_that_many_passes():
