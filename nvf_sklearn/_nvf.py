@@ -338,7 +338,8 @@ class NVFDensity(TabularFlowDensity):
     #: Small narrow tables (fewer than ``SMALL_TABLE_ROWS`` rows) train their shallower flow for longer.
     _small_table_budget_rule = dataclasses.replace(_budget_rule, steps_per_sqrt_row=9.0)
     #: From 16 features up the template's budget, at 4.5e-3 where the states' maps are diagonal: 16-D clusters 0.148 /
-    #: 0.146 -> 0.104 / 0.107 nats, 32-D 0.383 / 0.353 -> 0.280 / 0.249. Full maps keep 3e-3: weight decay (rate times
+    #: 0.146 -> 0.104 / 0.107 nats, 32-D 0.383 / 0.353 -> 0.280 / 0.249 (0.107 / 0.106 and 0.303 / 0.247 with the
+    #: start on every row, ``_nvf_start.start_rows``). Full maps keep 3e-3: weight decay (rate times
     #: decay per step) acts on them there, and 4.5e-3 took the rotated 16-D clusters from 0.369 to 0.551 (sparing the
     #: maps from decay did not help: 0.494; ``benchmarks/results/nvf_learning_rate.md``).
     _wide_diagonal_budget_rule = dataclasses.replace(TabularFlowDensity._wide_budget_rule, learning_rate=4.5e-3)

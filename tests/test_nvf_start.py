@@ -177,9 +177,10 @@ def test_a_gaussian_cluster_keeps_its_own_map():
 @pytest.mark.parametrize("n_states, expected", [(1, 20_000), (12, 20_000), (24, 10_000), (32, 7_500), (100, 5_000)])
 def test_the_start_fits_on_fewer_rows_the_more_states_it_has(n_states, expected):
     """Every EM step costs rows times states: 20,000 rows up to 12 states, then 240,000 row-states, at least 5,000."""
-    rows = start_rows(50_000, n_states, np.random.RandomState(0))
+    rows = start_rows((50_000, 8), n_states, np.random.RandomState(0))
     assert len(rows) == len(set(rows.tolist())) == expected
-    assert start_rows(expected, n_states, np.random.RandomState(0)) == slice(None)
+    assert start_rows((expected, 8), n_states, np.random.RandomState(0)) == slice(None)
+    assert start_rows((50_000, 16), n_states, np.random.RandomState(0)) == slice(None)  # wide: every row
 
 
 def test_student_t_marginals_are_the_maximum_likelihood_t_on_the_grid():
