@@ -31,6 +31,9 @@ FRAME_MIN_FEATURES = 3
 #: seed-to-seed noise (``python -m benchmarks.small_tables``, ``benchmarks/results/nvf_small.md``).
 SMALL_TABLE_ROWS = 4_096
 LAYERS, SMALL_TABLE_LAYERS = 5, 3
+#: ``learning_rate="auto"`` per 256 rows, except from ``MANY_FEATURES`` features up with full state maps, where the
+#: template's 3e-3 stays (``NVFDensity._budget_rule_for``).
+FAST_LEARNING_RATE = 4.5e-3
 #: ``state_splines="auto"``: below ``MANY_FEATURES`` features each state gets its own splines where there are at least
 #: this many training rows per state (from 16 features up always: without them the 32-D clusters with K = 32 and 922
 #: rows per state ended 0.420 nats from the truth instead of 0.383). 8-D skewed clusters (K = 32, 14,746 / 29,491 rows, 461 / 922 per state): 0.124 / 0.127 and 0.060 nats from
@@ -334,7 +337,7 @@ class NVFDensity(TabularFlowDensity):
     #: 0.108 -> 0.099 (K = 32), the rotated t clusters 0.118 / 0.054 / 0.039 -> 0.112 / 0.046 / 0.035 (2,000 / 8,000 /
     #: 16,000 rows), the rest within 0.007 (``benchmarks/results/nvf_learning_rate.md``).
     _budget_rule = dataclasses.replace(TabularFlowDensity._budget_rule, min_batch=256, batch_rows_fraction=1 / 64,
-                                       steps_per_sqrt_row=6.0, learning_rate=4.5e-3)  # fmt: skip
+                                       steps_per_sqrt_row=6.0, learning_rate=FAST_LEARNING_RATE)  # fmt: skip
     #: Small narrow tables (fewer than ``SMALL_TABLE_ROWS`` rows) train their shallower flow for longer.
     _small_table_budget_rule = dataclasses.replace(_budget_rule, steps_per_sqrt_row=9.0)
     #: From 16 features up the template's budget, at 4.5e-3 where the states' maps are diagonal: 16-D clusters 0.148 /
@@ -342,7 +345,8 @@ class NVFDensity(TabularFlowDensity):
     #: start on every row, ``_nvf_start.start_rows``). Full maps keep 3e-3: weight decay (rate times
     #: decay per step) acts on them there, and 4.5e-3 took the rotated 16-D clusters from 0.369 to 0.551 (sparing the
     #: maps from decay did not help: 0.494; ``benchmarks/results/nvf_learning_rate.md``).
-    _wide_diagonal_budget_rule = dataclasses.replace(TabularFlowDensity._wide_budget_rule, learning_rate=4.5e-3)
+    _wide_diagonal_budget_rule = dataclasses.replace(TabularFlowDensity._wide_budget_rule,
+                                                     learning_rate=FAST_LEARNING_RATE)  # fmt: skip
 
     def _budget_rule_for(self, n_features: int, n_rows: int) -> BudgetRule:
         """The narrow, small-table or wide budget; a wide table's depends on the state map its start chose."""
