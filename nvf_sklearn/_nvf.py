@@ -16,7 +16,15 @@ from ._compat import Interval, StrOptions
 from ._engine import LatentFlowDensity, TrainingData, TrainingResult
 from ._engine.tails import INITIAL_DOF
 from ._engine.training import validation_loss
-from ._nvf_start import MixtureStart, diagonal_part, fit_start, independent_frames, state_tails
+from ._nvf_start import (
+    START_INITS,
+    START_MAX_INITS,
+    MixtureStart,
+    diagonal_part,
+    fit_start,
+    independent_frames,
+    state_tails,
+)
 from ._tabular import MANY_FEATURES, TabularFlowDensity, posterior
 
 #: ``state_affine="auto"``: a full matrix per state at most up to this many features (it costs K d^2 parameters).
@@ -434,8 +442,10 @@ class NVFDensity(TabularFlowDensity):
         self.state_affine_ = self._state_affine(Z.shape[1])
         undecided = self.state_affine == "auto" and self.state_affine_ == "full"  # the data decide
         auto_states = self.training_states == "auto" and self.objective == "exact"
+        # A small table's whole fit takes seconds: more EM runs would cost a large share of it.
+        max_inits = START_INITS if len(Z) < SMALL_TABLE_ROWS else START_MAX_INITS
         start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided,
-                          measure_overlap=auto_states, heavy_tailed=self.tails == "student_t")  # fmt: skip
+                          measure_overlap=auto_states, heavy_tailed=self.tails == "student_t", max_inits=max_inits)  # fmt: skip
         if undecided and not start.full_covariances_pay:
             # BIC's penalty is harsh on few rows: the full mixture itself stays a candidate of model selection.
             self._full_start = copy.deepcopy(model)

@@ -183,6 +183,38 @@ def test_the_start_fits_on_fewer_rows_the_more_states_it_has(n_states, expected)
     assert start_rows((50_000, 16), n_states, np.random.RandomState(0)) == slice(None)  # wide: every row
 
 
+@pytest.mark.parametrize("n_rows, expected", [(4_000, nvf_start.START_INITS), (4_200, nvf_start.START_MAX_INITS)])
+def test_nvf_allows_more_em_runs_beyond_a_small_table(monkeypatch, n_rows, expected):
+    """A small table's whole fit takes seconds: 3 EM runs there; up to 10 from 4,096 training rows up."""
+    seen = {}
+    real_fit_start = nvf_start.fit_start
+
+    def recording_fit_start(*args, **kwargs):
+        seen["max_inits"] = kwargs["max_inits"]
+        return real_fit_start(*args, **kwargs)
+
+    monkeypatch.setattr("nvf_sklearn._nvf.fit_start", recording_fit_start)
+    X = clusters(rotated=False, n=n_rows, d=2, k=2)
+    NVFDensity(2, validation_fraction=0.0, max_epochs=1, random_state=0).fit(X)
+    assert seen["max_inits"] == expected
+
+
+@pytest.mark.parametrize("n_states, expected", [(2, nvf_start.START_MAX_INITS), (4, nvf_start.START_INITS)])
+def test_more_em_runs_only_with_many_rows_per_state(monkeypatch, n_states, expected):
+    """1,200 rows: 600 per state earn 10 runs; 300 per state keep 3 (there the most likely of many runs overfits)."""
+    runs = []
+
+    class RecordingMixture(GaussianMixture):
+        def fit(self, X, y=None):
+            runs.append(self.n_init)
+            return super().fit(X, y)
+
+    monkeypatch.setattr(nvf_start, "GaussianMixture", RecordingMixture)
+    X = clusters(rotated=False, n=1_200, d=2, k=2)
+    fit_start(X, np.ones(len(X)), n_states, "gmm", np.random.RandomState(0), max_inits=nvf_start.START_MAX_INITS)
+    assert runs == [expected]
+
+
 def test_student_t_marginals_are_the_maximum_likelihood_t_on_the_grid():
     # Per column: the scale maximises scipy's t likelihood for the chosen nu, and no other nu of the grid does better.
     rng = np.random.default_rng(0)
