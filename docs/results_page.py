@@ -32,6 +32,7 @@ RESULT_TITLES = {
     "multimodal_fronts": "Fronts: imbalanced clusters, heavy tails, fewer rows",
     "rare_modes": "Rare modes: does every cluster keep its state?",
     "warm_start": "The warm start: the clusters its states hold and the frames it finds",
+    "nvf_start_inits": "The warm start: the best of 3 or of 10 EM runs",
     "weight_decay": "Weight decay towards the warm start: which parameters decay, and how strongly",
     "nvf_recipe_ablation": "How NVFDensity's defaults were chosen",
     "nvf_ablation": "NVFDensity: training objective and temperature",
