@@ -30,7 +30,6 @@ Both select on the top-1 bound of the validation images (one flow pass each).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch

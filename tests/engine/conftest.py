@@ -2,7 +2,6 @@
 
 import itertools
 
-import pytest
 import torch
 
 from nvf_sklearn._engine.flows import spline_flow
