@@ -38,14 +38,14 @@ START_VARIANCE_FLOOR = 1e-4
 #: costs rows times states).
 START_MAX_ROWS, START_MIN_ROWS, START_ROW_STATES = 20_000, 5_000, 240_000
 #: EM runs from different k-means starts (and k-means runs for the Student-t start); the most likely is kept.
-#: ``START_INITS``, or up to ``START_MAX_INITS`` (``NVFDensity`` allows them from 4,096 training rows up, below which a
-#: whole fit takes seconds) where the EM has at least ``MANY_INITS_ROWS_PER_STATE`` rows per state. One EM run on the
-#: public 8-D, 16-D and 32-D clusters reached the best of six runs' optima in one to three of six seeds, and a start
-#: in a poor optimum trains to a poorer model: from the best of 3 runs to the best of 10 the rotated 16-D clusters
-#: went from 0.467 / 0.346 / 0.350 nats from the truth (three fit seeds) to 0.349 / 0.345 / 0.362, the 8-D clusters
-#: from 0.044 / 0.084 to 0.043 / 0.037 (data seeds 0 / 1), the 32-D clusters from 0.303 / 0.247 to 0.277 / 0.248
-#: (922 rows per state). With 234 rows per state (K = 32 on 7,500 rows of 12 clusters) the most likely of 10 runs
-#: was the most overfitted: 0.100 -> 0.104 nats over six fits, its start no better on validation.
+#: ``START_INITS``, or ``max_inits`` where the EM has at least ``MANY_INITS_ROWS_PER_STATE`` rows per state
+#: (``NVFDensity`` allows ``START_MAX_INITS`` from 4,096 training rows up; below, a whole fit takes seconds). One EM
+#: run on the public 8-D, 16-D and 32-D clusters reached the best optimum of six to eight runs in one to three of
+#: them, and a start in a poor optimum trains to a poorer model: from the best of 3 runs to the best of 10 the rotated
+#: 16-D clusters went from 0.467 / 0.346 / 0.350 nats from the truth (three fit seeds) to 0.349 / 0.345 / 0.362, the
+#: 8-D clusters from 0.044 / 0.084 to 0.043 / 0.037 (data seeds 0 / 1), the 32-D clusters from 0.303 / 0.247 to
+#: 0.277 / 0.248 (922 rows per state). With 234 rows per state (K = 32 on 7,500 rows of 12 clusters) the most likely
+#: of 10 runs was the most overfitted: 0.100 -> 0.104 nats over six fits, its start no better on validation.
 START_INITS, START_MAX_INITS, MANY_INITS_ROWS_PER_STATE = 3, 10, 500
 
 
