@@ -87,8 +87,10 @@ class NVFDensity(TabularFlowDensity):
         Whether the state weights pi are learned or fixed at 1/K.
     init_params : {"gmm", "kmeans", "random"}, default="gmm"
         Warm start of the states: ``"gmm"`` starts each state as one
-        component of a full-covariance ``GaussianMixture`` (fitted on at most
-        20,000 rows), so the model starts as that mixture, or with
+        component of a full-covariance ``GaussianMixture`` (below 16 features
+        fitted on at most 20,000 rows; the best of 10 EM runs from 4,096
+        training rows and 500 per state up, else of 3), so the model starts
+        as that mixture, or with
         ``tails="student_t"`` of a mixture of multivariate Student-t
         distributions where it wins by BIC (heavy-tailed clusters); ``"kmeans"`` as one
         k-means cluster's Gaussian; ``"random"`` at randomly chosen training
