@@ -89,8 +89,8 @@ class NVFDensity(TabularFlowDensity):
         Warm start of the states: ``"gmm"`` starts each state as one
         component of a full-covariance ``GaussianMixture`` (below 16 features
         fitted on at most 20,000 rows; the best of 10 EM runs from 4,096
-        training rows and 500 per state up, else of 3), so the model starts
-        as that mixture, or with
+        training rows and 500 per state up to 4 million row-states, else of
+        3), so the model starts as that mixture, or with
         ``tails="student_t"`` of a mixture of multivariate Student-t
         distributions where it wins by BIC (heavy-tailed clusters); ``"kmeans"`` as one
         k-means cluster's Gaussian; ``"random"`` at randomly chosen training

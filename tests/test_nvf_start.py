@@ -199,9 +199,18 @@ def test_nvf_allows_more_em_runs_beyond_a_small_table(monkeypatch, n_rows, expec
     assert seen["max_inits"] == expected
 
 
-@pytest.mark.parametrize("n_states, expected", [(2, nvf_start.START_MAX_INITS), (4, nvf_start.START_INITS)])
-def test_more_em_runs_only_with_many_rows_per_state(monkeypatch, n_states, expected):
-    """1,200 rows: 600 per state earn 10 runs; 300 per state keep 3 (there the most likely of many runs overfits)."""
+@pytest.mark.parametrize(
+    "n_states, max_row_states, expected",
+    [
+        (2, 4_000_000, nvf_start.START_MAX_INITS),
+        (4, 4_000_000, nvf_start.START_INITS),
+        (2, 2_000, nvf_start.START_INITS),
+    ],
+)
+def test_more_em_runs_only_with_many_rows_per_state(monkeypatch, n_states, max_row_states, expected):
+    """1,200 rows: 600 per state earn 10 runs; 300 per state keep 3 (there the most likely of many runs overfits),
+    and so does an EM over more row-states than the cap (each run would cost too much)."""
+    monkeypatch.setattr(nvf_start, "MANY_INITS_MAX_ROW_STATES", max_row_states)
     runs = []
 
     class RecordingMixture(GaussianMixture):
