@@ -37,6 +37,9 @@ def test_two_process_fit_matches_single_process_quality(estimator_class, extra):
     if "training_states" in extra:
         assert parallel.training_states_ == single.training_states_ == extra["training_states"]
     assert np.isfinite(parallel.score_samples(X_test)).all()
-    assert abs(parallel.score(X_test) - single.score(X_test)) < 0.05
+    # A one-process fit repeats bit for bit; a two-process one does not (its trajectory drifts from run to run, and
+    # early stopping with it): five two-process NF fits here scored 0.002 to 0.030 nats below the one-process fit,
+    # and one CI run 0.060; the bound is about twice the largest drift seen.
+    assert abs(parallel.score(X_test) - single.score(X_test)) < 0.1
     # The fitted model is an ordinary single-process model afterwards.
     assert parallel.device_ == "cpu" and parallel.sample(5)[0].shape == (5, 2)
