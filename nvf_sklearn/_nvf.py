@@ -447,7 +447,8 @@ class NVFDensity(TabularFlowDensity):
         # A small table's whole fit takes seconds: more EM runs would cost a large share of it.
         max_inits = START_INITS if len(Z) < SMALL_TABLE_ROWS else START_MAX_INITS
         start = fit_start(Z, w, self.n_latent, self.init_params, rng, compare_covariances=undecided,
-                          measure_overlap=auto_states, heavy_tailed=self.tails == "student_t", max_inits=max_inits)  # fmt: skip
+                          measure_overlap=auto_states, heavy_tailed=self.tails == "student_t",
+                          max_inits=max_inits)  # fmt: skip
         if undecided and not start.full_covariances_pay:
             # BIC's penalty is harsh on few rows: the full mixture itself stays a candidate of model selection.
             self._full_start = copy.deepcopy(model)
