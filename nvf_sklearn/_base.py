@@ -34,6 +34,10 @@ from ._fit_report import warn_about_training
 from ._progress import ProgressDisplay
 
 _SEED_RANGE = 2**31 - 1
+#: Rows scored at a time at least: a shorter chunk is padded with copies of its last row. A CPU matrix product
+#: of a handful of rows takes another kernel than one of many, and rounds differently (seen below 16 rows);
+#: a row's score must not depend on the rows scored with it.
+MIN_SCORING_ROWS = 16
 
 
 @dataclass
@@ -316,7 +320,11 @@ class BaseFlowDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         data that its density underflows) is ``-inf``: never NaN.
         """
         for rows in self._iter_model_rows(X):
-            log_joint = self.module_.log_joint(rows).cpu().numpy().astype(np.float64) + self.preprocessor_.log_det
+            n_rows = rows.shape[0]
+            if n_rows < MIN_SCORING_ROWS:
+                rows = torch.cat([rows, rows[-1:].expand(MIN_SCORING_ROWS - n_rows, *rows.shape[1:])])
+            log_joint = self.module_.log_joint(rows)[:n_rows].cpu().numpy().astype(np.float64)
+            log_joint = log_joint + self.preprocessor_.log_det
             yield np.where(np.isnan(log_joint) | (log_joint == np.inf), -np.inf, log_joint)
 
     def _log_joint(self, X) -> np.ndarray:

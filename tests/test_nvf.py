@@ -74,6 +74,16 @@ def test_subset_scores_equal_full_set_scores(fitted_nvf64, moons):
     np.testing.assert_array_equal(fitted_nvf64.score_samples(moons[rows]), fitted_nvf64.score_samples(moons)[rows])
 
 
+def test_float32_subset_scores_equal_full_set_scores_with_every_state_layer():
+    """Every layer (full state maps, state splines, couplings) in float32: a row scores alike in any company."""
+    X, _ = make_blobs(600, n_features=8, centers=3, random_state=0)
+    estimator = NVFDensity(3, state_affine="full", state_splines=True, **FAST).fit(X)
+    full = estimator.score_samples(X)
+    for size in (1, 3, 7, 20, 300):
+        rows = np.random.default_rng(size).permutation(len(X))[:size]
+        np.testing.assert_array_equal(estimator.score_samples(X[rows]), full[rows])
+
+
 def test_sample_frequencies_match_weights(fitted_nvf64):
     X, y = fitted_nvf64.sample(20_000, random_state=0)
     assert X.shape == (20_000, 2) and np.isfinite(X).all()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Transform, broadcast_shape, standard_normal_log_prob
-from .splines import n_spline_parameters, rq_spline
+from .splines import n_spline_parameters, rq_spline_columns
 from .tails import StudentTBase
 
 
@@ -102,6 +102,10 @@ class ConditionerMLP(nn.Module):
     output layer starts at zero, so a fresh coupling layer is the identity.
     ``dropout`` drops hidden units in training (from torch's global generator,
     which the training loop seeds from the fit's own and restores).
+
+    The output comes as columns, one per batch element (:meth:`parameter_columns`):
+    the output layer's product taken the other way round, ``W h^T``, costs
+    the same and hands the spline its parameters in the layout it works in.
     """
 
     def __init__(
@@ -124,17 +128,28 @@ class ConditionerMLP(nn.Module):
         self.output = nn.Linear(hidden_size, out_features)
         self.output.zero_init = True  # read by initialization.initialize_parameters
 
-    def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
+    def hidden_state(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """``(..., hidden_size)``: the last hidden layer, batch shape broadcast from ``x`` and ``context``."""
         h = self.input_bias
         if self.data_input is not None:
             h = h + self.data_input(x)
         if self.context_input is not None and context is not None:
             h = h + self.context_input(context)
-        return self.output(self.hidden(h))
+        return self.hidden(h)
+
+    def parameter_columns(self, hidden: Tensor) -> Tensor:
+        """``(out_features, M)``: the output for each of the ``M`` rows of ``hidden`` ``(M, hidden_size)``."""
+        return torch.addmm(self.output.bias.unsqueeze(-1), self.output.weight, hidden.T)
 
 
 class SplineCoupling(Transform):
-    """Keep the first ``n_identity`` features; spline the rest given them and the context."""
+    """Keep the first ``n_identity`` features; spline the rest given them and the context.
+
+    The conditioner's output rows are parameter-major: row ``p * n_transformed
+    + j`` is spline parameter ``p`` of transformed feature ``j``, so its
+    columns view as the ``(n_params, n_transformed * M)`` parameters that
+    :func:`~.splines.rq_spline_columns` takes, features first.
+    """
 
     def __init__(
         self,
@@ -157,11 +172,30 @@ class SplineCoupling(Transform):
 
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         kept, changed = x.split([self.n_identity, self.n_transformed], dim=-1)
-        params = self.conditioner(kept, context)
-        batch_shape = broadcast_shape(x.shape[:-1], params.shape[:-1])
-        params = params.expand(*batch_shape, -1).reshape(*batch_shape, self.n_transformed, self.n_params)
-        changed, log_det = rq_spline(changed.expand(*batch_shape, -1), params, self.tail_bound, inverse=inverse)
-        return torch.cat([kept.expand(*batch_shape, -1), changed], dim=-1), log_det.sum(dim=-1)
+        hidden = self.conditioner.hidden_state(kept, context)
+        batch_shape = broadcast_shape(x.shape[:-1], hidden.shape[:-1])
+        params = self.conditioner.parameter_columns(hidden.expand(*batch_shape, -1).reshape(-1, hidden.shape[-1]))
+        changed, log_det = spline_features(
+            changed.expand(*batch_shape, -1), params.view(self.n_params, -1), self.tail_bound, inverse
+        )
+        return torch.cat([kept.expand(*batch_shape, -1), changed], dim=-1), log_det
+
+
+def spline_features(x: Tensor, params: Tensor, tail_bound: float, inverse: bool) -> tuple[Tensor, Tensor]:
+    """Spline every feature of ``x`` ``(..., d)``: ``(y, log|det|)``, shapes ``(..., d)`` and ``(...)``.
+
+    ``params`` ``(n_params, d * M)`` are the splines' parameters as columns,
+    feature-major: column ``j * M + m`` is feature ``j`` of batch element
+    ``m``. The log-determinants are summed over the features by a cumulative
+    sum, not a sum: a CPU reduction over a leading axis rounds an element
+    differently by its position in the batch, and a row's density must not
+    depend on which rows come with it.
+    """
+    n_features = x.shape[-1]
+    by_feature = x.reshape(-1, n_features).T.reshape(-1)
+    y, log_det = rq_spline_columns(by_feature, params, tail_bound, inverse)
+    y = y.view(n_features, -1).T.reshape(x.shape)
+    return y, log_det.view(n_features, -1).cumsum(dim=0)[-1].view(x.shape[:-1])
 
 
 class ReversePermutation(Transform):
@@ -319,11 +353,14 @@ class StateSpline(Transform):
         self.knots.zero_init = True
 
     def transform(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
-        params = self.knots(context)
-        batch_shape = broadcast_shape(x.shape[:-1], params.shape[:-1])
-        params = params.expand(*batch_shape, -1).reshape(*batch_shape, self.n_features, self.n_params)
-        y, log_det = rq_spline(x.expand(*batch_shape, -1), params, self.tail_bound, inverse=inverse)
-        return y, log_det.sum(dim=-1)
+        # The knots of each state as columns (rows parameter-major, as in SplineCoupling), then one per element.
+        columns = self.knots.weight @ context.reshape(-1, context.shape[-1]).T
+        batch_shape = broadcast_shape(x.shape[:-1], context.shape[:-1])
+        context_dims = (1,) * (len(batch_shape) - context.dim() + 1) + tuple(context.shape[:-1])
+        params = columns.view(self.n_params, self.n_features, *context_dims).expand(
+            self.n_params, self.n_features, *batch_shape
+        )
+        return spline_features(x.expand(*batch_shape, -1), params.reshape(self.n_params, -1), self.tail_bound, inverse)
 
 
 def spline_flow(
