@@ -20,12 +20,13 @@ from torch import Tensor, nn
 
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
-#: Values (row-states times features) evaluated per scoring chunk, by device type. On a CPU, past about
-#: 2**17 the spline intermediates leave the caches: K = 32 states of 32-D rows scored at 22k row-states/s
-#: in chunks of 2**16 row-states (2**21 values) and at 58k in chunks of 2**12 (2**17 values); 8-D and 16-D
-#: rows are fastest near 2**17 values too (160k and 110k row-states/s, against 140k and 76k at 2**16
-#: row-states). A GPU needs far larger chunks to fill its cores. Both also bound the working memory.
-CHUNK_VALUES = {"cpu": 1 << 17, "cuda": 1 << 23}
+#: Values (row-states times features) evaluated per scoring chunk, by device type. On a CPU the spline's
+#: intermediates (some 23 numbers per value) must stay in the caches. Measured in one process (best of 5,
+#: 2 threads), chunks of 2**16 values scored and sampled 2- to 8-D rows at 0.8 to 1.6 times the rows per
+#: second of chunks of 2**17 (4-D rows 1.6 times, NVFDensity K = 32 on 8-D rows 1.5 times) and 16- and 32-D
+#: rows at 0.9 to 1.0 times; against the former layout of the spline (its parameters last, chunks of 2**17)
+#: 0.87 to 1.43 times. A GPU needs far larger chunks to fill its cores. Both also bound the working memory.
+CHUNK_VALUES = {"cpu": 1 << 16, "cuda": 1 << 23}
 
 
 def broadcast_shape(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[int, ...]:
