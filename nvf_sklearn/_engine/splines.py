@@ -21,9 +21,10 @@ number and shape of its operations (a CPU, small batches):
   cost 14 times as much on a CPU. The tabular conditioners give their
   output as columns directly; :func:`rq_spline` transposes.
 - The forward map, the one training differentiates, has its gradient written
-  out (:class:`_ForwardSpline`): one backward node and about 60 operations
-  in place of the graph autograd records for the forward's 80. Under
-  ``torch.compile`` the recorded graph is kept, for the compiler to fuse.
+  out (:class:`_ForwardSpline`): one backward node of about 115 operations
+  in place of the 53 nodes (about 130 operations) that autograd records for
+  the forward's 84, and no graph to record. Under ``torch.compile`` the
+  recorded graph is kept, for the compiler to fuse.
 """
 
 from __future__ import annotations
@@ -110,15 +111,23 @@ def _bins(table: Tensor, values: Tensor, inverse: bool) -> _Bins:
     return _Bins(beyond, x_left, y_left, d_left, x_right - x_left, y_right - y_left, d_right)
 
 
-def _forward_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """``(outputs, log_abs_det, saved)`` of the forward map on flat inputs ``(N,)`` and parameters
-    ``(3 * n_bins - 1, N)``; ``saved`` is what :class:`_ForwardSpline` needs."""
+def _located(
+    inputs: Tensor, params: Tensor, bound: float, inverse: bool
+) -> tuple[_Knots, Tensor, Tensor, _Bins, Tensor, Tensor]:
+    """What either direction starts from: the knots, which inputs lie inside ``[-B, B]``, the inputs clamped
+    there, their bins, and each bin's slope ``height / width`` and curvature ``d_left + d_right - 2 slope``."""
     knots = _knots(params, bound)
     inside = (inputs > -bound) & (inputs < bound)
     clamped = inputs.clamp(-bound, bound)
-    bins = _bins(knots.table, clamped, inverse=False)
+    bins = _bins(knots.table, clamped, inverse)
     slope = bins.height / bins.width
-    curvature = bins.d_left + bins.d_right - 2.0 * slope
+    return knots, inside, clamped, bins, slope, bins.d_left + bins.d_right - 2.0 * slope
+
+
+def _forward_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """``(outputs, log_abs_det, saved)`` of the forward map on flat inputs ``(N,)`` and parameters
+    ``(3 * n_bins - 1, N)``; ``saved`` is what :class:`_ForwardSpline` needs."""
+    knots, inside, clamped, bins, slope, curvature = _located(inputs, params, bound, inverse=False)
     xi = ((clamped - bins.x_left) / bins.width).clamp(0.0, 1.0)
     xi_1m = xi * (1.0 - xi)
     denominator = slope + curvature * xi_1m
@@ -136,12 +145,7 @@ def _forward_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, 
 
 def _inverse_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """``(outputs, log_abs_det)`` of the inverse map on flat inputs ``(N,)`` and parameters ``(3 * n_bins - 1, N)``."""
-    knots = _knots(params, bound)
-    inside = (inputs > -bound) & (inputs < bound)
-    clamped = inputs.clamp(-bound, bound)
-    bins = _bins(knots.table, clamped, inverse=True)
-    slope = bins.height / bins.width
-    curvature = bins.d_left + bins.d_right - 2.0 * slope
+    _, inside, clamped, bins, slope, curvature = _located(inputs, params, bound, inverse=True)
     # Solve a xi^2 + b xi + c = 0 with the cancellation-free root.
     dy = clamped - bins.y_left
     a = bins.height * (slope - bins.d_left) + dy * curvature
