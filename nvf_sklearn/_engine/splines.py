@@ -188,18 +188,21 @@ class _ForwardSpline(torch.autograd.Function):
         g_y = g_out * height * over_denominator * over_denominator
         g_log_denominator = 2.0 * g_log * over_denominator
         g_log_bracket = g_log / bracket
+        two_g_log_bracket = 2.0 * g_log_bracket
+        turn = 1.0 - 2.0 * xi_1m  # d denominator / d slope
         g_xi = (g_y * slope * bracket
-                + 2.0 * g_log_bracket * (d_right * xi + slope * mid - d_left * xi_c)
+                + two_g_log_bracket * (d_right * xi + slope * mid - d_left * xi_c)
                 - g_log_denominator * curvature * mid)  # fmt: skip
-        g_slope = (g_y * (xi * xi * denominator - shape * (1.0 - 2.0 * xi_1m))
-                   + 2.0 * g_log / slope + 2.0 * g_log_bracket * xi_1m
-                   - g_log_denominator * (1.0 - 2.0 * xi_1m))  # fmt: skip
+        g_slope = (g_y * (xi * xi * denominator - shape * turn)
+                   + 2.0 * g_log / slope + two_g_log_bracket * xi_1m
+                   - g_log_denominator * turn)  # fmt: skip
         g_d_left = g_y * xi_1m * (denominator - shape) + g_log_bracket * xi_c * xi_c - g_log_denominator * xi_1m
         g_d_right = -g_y * xi_1m * shape + g_log_bracket * xi * xi - g_log_denominator * xi_1m
         # Through xi = (x - x_left) / width and slope = height / width.
         g_inputs = g_xi / width
-        g_width = -(xi * g_inputs + slope * g_slope / width)
-        g_height = g_out * shape * over_denominator + g_slope / width
+        g_slope_per_width = g_slope / width
+        g_width = -(xi * g_inputs + slope * g_slope_per_width)
+        g_height = g_out * shape * over_denominator + g_slope_per_width
         grad_inputs = torch.where(inside, g_inputs, grad_outputs)
         g_left = torch.stack([-g_inputs - g_width, g_out - g_height, g_d_left])
         g_right = torch.stack([g_width, g_height, g_d_right])
