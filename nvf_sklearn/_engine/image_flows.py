@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .base import Transform
 from .dequantization import logit_inverse, logit_transform
 from .flows import Flow, FlowDistribution
-from .splines import n_spline_parameters, rq_spline
+from .splines import n_spline_parameters, rq_spline_columns
 
 #: Pixels pushed through a flow at once when scoring or sampling in chunks,
 #: by device type: bounds the memory of the conditioners' activations, about
@@ -101,8 +101,10 @@ class _SplineCoupling2d(Transform):
 
     def _spline(self, x: Tensor, raw: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         n, c, h, w = x.shape
-        params = raw.reshape(n, c, self.n_params, h, w).permute(0, 1, 3, 4, 2)  # (n, C, H, W, P)
-        return rq_spline(x, params, self.tail_bound, inverse=inverse)
+        # The spline's own layout: one column of parameters per pixel, pixels in x's order.
+        columns = raw.reshape(n, c, self.n_params, h, w).movedim(2, 0).reshape(self.n_params, -1)
+        y, log_det = rq_spline_columns(x.reshape(-1), columns, self.tail_bound, inverse=inverse)
+        return y.view(x.shape), log_det.view(x.shape)
 
 
 class CheckerboardCoupling(_SplineCoupling2d):
