@@ -118,10 +118,29 @@ def data_at_any_scale(draw):
     return (base * 10.0**exponent).astype(dtype)
 
 
-@pytest.mark.parametrize("estimator", [NFDensity(**TINY), NVFDensity(2, **TINY)], ids=["NF", "NVF"])
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(X=data_at_any_scale(), far=st.floats(allow_nan=False, allow_infinity=False))
+ESTIMATORS_AT_ANY_SCALE = pytest.mark.parametrize(
+    "estimator", [NFDensity(**TINY), NVFDensity(2, **TINY)], ids=["NF", "NVF"]
+)
+ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+EXAMPLES = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+
+@ESTIMATORS_AT_ANY_SCALE
+@settings(max_examples=80, **EXAMPLES)
+@given(X=data_at_any_scale(), far=ANY_FINITE)
 def test_every_finite_input_at_every_scale_gets_finite_answers(estimator, X, far):
+    _check_finite_answers(estimator, X, far)
+
+
+@pytest.mark.slow  # more draws (different ones: the draws follow the test's name)
+@ESTIMATORS_AT_ANY_SCALE
+@settings(max_examples=400, **EXAMPLES)
+@given(X=data_at_any_scale(), far=ANY_FINITE)
+def test_many_more_finite_inputs_at_every_scale_get_finite_answers(estimator, X, far):
+    _check_finite_answers(estimator, X, far)
+
+
+def _check_finite_answers(estimator, X, far):
     """Scores finite or -inf, posterior rows summing to one, finite samples, state unchanged by a bad call."""
     estimator = clone(estimator)
     with warnings.catch_warnings():

@@ -37,9 +37,13 @@ def _image(kind):
                                 n_levels=5)  # fmt: skip
 
 
+#: The default suite captures one model of each kind of step; the slow suite, the rest
+#: (each capture costs one to two seconds on the CPU: the default suite stays under 90 s).
+SLOW = pytest.mark.slow
 MODELS = [
-    "NF", "NVF exact diagonal", "NVF exact full splines", "NVF exact diagonal subset", "NVF elbo diagonal",
-    "NVF elbo full", "NF image", "NVF image",
+    "NF", "NVF exact full splines", "NVF exact diagonal subset", "NVF elbo full",
+    pytest.param("NVF exact diagonal", marks=SLOW), pytest.param("NVF elbo diagonal", marks=SLOW),
+    pytest.param("NF image", marks=SLOW), pytest.param("NVF image", marks=SLOW),
 ]  # fmt: skip
 
 
