@@ -250,7 +250,6 @@ class NVFDensity(TabularFlowDensity):
         **TabularFlowDensity._parameter_constraints,
         "n_latent": [Interval(Integral, 1, None, closed="left")],
         "n_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "objective": [StrOptions({"exact", "elbo"})],
         "mixture_weights": [StrOptions({"learned", "uniform"})],
         "init_params": [StrOptions({"kmeans", "gmm", "random"})],

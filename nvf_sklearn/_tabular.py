@@ -43,6 +43,7 @@ class TabularFlowDensity(BaseFlowDensity):
         "lu_linear": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "tails": [StrOptions({"gaussian", "student_t"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(self, *, n_layers, hidden_size, n_hidden_layers, n_bins, tail_bound, lu_linear, dropout, tails,

@@ -52,7 +52,7 @@ def test_the_batch_and_step_budget_follow_the_width_of_the_table():
 
     narrow, wide = budget(NFDensity(), 15), budget(NFDensity(), 16)
     assert (narrow.batch_size, narrow.max_steps) == (1024, int(8 * math.sqrt(29_491)))
-    assert (wide.batch_size, wide.max_steps) == (256, int(24 * math.sqrt(29_491)))
+    assert (wide.batch_size, wide.max_steps) == (256, int(16 * math.sqrt(29_491)))
     assert wide.learning_rate == pytest.approx(1e-3)  # 256 rows: the rate as stated, unscaled
     # NVF trains several states per row: a 64th of the rows below 16 features, the template's batches from 16 up.
     nvf_narrow, nvf_wide = budget(_nvf("diagonal"), 8), budget(_nvf("diagonal"), 16)
@@ -71,14 +71,16 @@ def _nvf(state_affine):
     return estimator
 
 
-@pytest.mark.parametrize("n_features, n_rows, state_affine, rate", [
-    (8, 29_491, "full", 4.5e-3 * math.sqrt(512 / 256)),  # below 16 features 4.5e-3 per 256 rows, whatever the map
-    (2, 1_800, "diagonal", 4.5e-3),
-    (16, 29_491, "diagonal", 4.5e-3 * 2.0),  # from 16 up in batches of 1,024
-    (16, 29_491, "full", 3e-3 * 2.0),  # decay acts on the full maps there: the slower rate
+@pytest.mark.parametrize("estimator, n_features, n_rows, state_affine, rate", [
+    ("NVF", 8, 29_491, "full", 4.5e-3 * math.sqrt(512 / 256)),  # below 16 features 4.5e-3 per 256 rows, any map
+    ("NVF", 2, 1_800, "diagonal", 4.5e-3),
+    ("NVF", 16, 29_491, "diagonal", 4.5e-3 * 2.0),  # from 16 up in batches of 1,024
+    ("NVF", 16, 29_491, "full", 3e-3 * 2.0),  # decay acts on the full maps there: the slower rate
+    ("NF", 8, 29_491, None, 3e-3 * 2.0),  # batches of 1,024
+    ("NF", 16, 29_491, None, 1e-2),  # from 16 up, batches of 256 at the faster rate
 ])  # fmt: skip
-def test_the_auto_learning_rate_follows_the_width_and_the_state_map(n_features, n_rows, state_affine, rate):
-    rule = _nvf(state_affine)._budget_rule_for(n_features, n_rows)
+def test_the_auto_learning_rate_follows_the_model_and_the_width(estimator, n_features, n_rows, state_affine, rate):
+    rule = (_nvf(state_affine) if estimator == "NVF" else NFDensity())._budget_rule_for(n_features, n_rows)
     assert _resolve(n_rows, 3_277, rule=rule, learning_rate="auto").learning_rate == pytest.approx(rate)
     assert _resolve(n_rows, 3_277, rule=rule, learning_rate=1e-3, batch_size=256).learning_rate == 1e-3  # as given
 
