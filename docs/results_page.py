@@ -41,6 +41,7 @@ RESULT_TITLES = {
     "images_mnist_full_cuda": "Images: MNIST on a GPU",
     "time_to_quality": "Time to quality",
     "spline_gradient": "The spline's gradient written out: fit time and scoring",
+    "nf_wide_rate": "NFDensity's learning rate from 16 features up",
     "time_start_frames": "Fit time with the Student-t start and turned state frames",
     "batch_size_cpu": "Batch size and time to quality on the CPU",
     "time_to_fit_cpu": "Time to fit on the CPU",
