@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import time
 import warnings
 
@@ -22,10 +21,11 @@ import torch
 
 from nvf_sklearn import NFDensity
 
+from .common import command_line, hardware
 from .tabular_data import breast_cancer, miniboone
 from .toy_data import known_density_suite
 
-TABLES = {"breast_cancer": breast_cancer, "miniboone": lambda seed: miniboone(seed)}
+TABLES = {"breast_cancer": breast_cancer, "miniboone": miniboone}
 
 
 def parse_variant(text: str) -> tuple[float, float, int]:
@@ -39,6 +39,8 @@ def fit_one(case: str, seed: int, rate: float, steps: float, batch: int) -> dict
     rule = dataclasses.replace(NFDensity._wide_budget_rule, steps_per_sqrt_row=steps, min_batch=batch, max_batch=batch)
     if case in TABLES:
         split = TABLES[case](seed)
+        if split is None:
+            raise FileNotFoundError(f"{case}: its data files are absent (see benchmarks/tabular_data.py)")
         X, validation_fraction = split.X_train, split.validation_fraction
     else:
         known = next(c for c in known_density_suite() if c.name == case)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
-    print(f"Device: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"Command: `{command_line('benchmarks.nf_rate', argv)}`  \nHardware: {hardware('cpu')}")
     print("\n| case | seed | rate | steps per sqrt(n) | batch | fit s | steps | quality |\n|---|---|---|---|---|---|---|---|")
     for case in arguments.cases:
         for seed in arguments.seeds:

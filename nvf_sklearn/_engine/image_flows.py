@@ -4,7 +4,7 @@ The flow keeps the true dimensionality of the image (no upsampling, no
 padding of the data): squeezes trade space for channels, checkerboard and
 channel couplings spline one half of the pixels given the other half, and a
 small residual conv net (the conditioner) emits the spline parameters of
-:func:`~.splines.rq_spline` for every transformed pixel.
+:func:`~.splines.rq_spline_columns` for every transformed pixel.
 
 A context is either a spatial grid ``(n, Cc, h, w)`` (e.g. an embedded grid of
 discrete codes) or a vector ``(n, Cc)``. Each coupling layer sees it resized

@@ -124,18 +124,25 @@ def _located(
     return knots, inside, clamped, bins, slope, bins.d_left + bins.d_right - 2.0 * slope
 
 
+def _derivative(xi: Tensor, bins: _Bins, slope: Tensor, curvature: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(xi (1 - xi), denominator, bracket, log dy/dx)`` of the forward map at bin position ``xi``:
+    ``dy/dx = slope^2 * bracket / denominator^2``."""
+    xi_1m = xi * (1.0 - xi)
+    denominator = slope + curvature * xi_1m
+    bracket = bins.d_right * xi * xi + 2.0 * slope * xi_1m + bins.d_left * (1.0 - xi) ** 2
+    log_derivative = torch.log(slope * slope * bracket) - 2.0 * torch.log(denominator)
+    return xi_1m, denominator, bracket, log_derivative
+
+
 def _forward_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """``(outputs, log_abs_det, saved)`` of the forward map on flat inputs ``(N,)`` and parameters
     ``(3 * n_bins - 1, N)``; ``saved`` is what :class:`_ForwardSpline` needs."""
     knots, inside, clamped, bins, slope, curvature = _located(inputs, params, bound, inverse=False)
     xi = ((clamped - bins.x_left) / bins.width).clamp(0.0, 1.0)
-    xi_1m = xi * (1.0 - xi)
-    denominator = slope + curvature * xi_1m
-    # y = y_left + height * shape / denominator, and dy/dx = slope^2 * bracket / denominator^2.
+    xi_1m, denominator, bracket, log_derivative = _derivative(xi, bins, slope, curvature)
+    # y = y_left + height * shape / denominator.
     shape = slope * xi * xi + bins.d_left * xi_1m
-    bracket = bins.d_right * xi * xi + 2.0 * slope * xi_1m + bins.d_left * (1.0 - xi) ** 2
     spline_out = bins.y_left + bins.height * shape / denominator
-    log_derivative = torch.log(slope * slope * bracket) - 2.0 * torch.log(denominator)
     outputs = torch.where(inside, spline_out, inputs)
     log_abs_det = torch.where(inside, log_derivative, torch.zeros_like(log_derivative))
     saved = (inside, bins.beyond, xi, bins.width, bins.height, slope, curvature, bins.d_left, bins.d_right,
@@ -153,12 +160,9 @@ def _inverse_map(inputs: Tensor, params: Tensor, bound: float) -> tuple[Tensor, 
     c = -slope * dy
     discriminant = (b * b - 4.0 * a * c).clamp_min(0.0)
     xi = ((2.0 * c) / (-b - discriminant.sqrt())).clamp(0.0, 1.0)
-    xi_1m = xi * (1.0 - xi)
-    denominator = slope + curvature * xi_1m
-    bracket = bins.d_right * xi * xi + 2.0 * slope * xi_1m + bins.d_left * (1.0 - xi) ** 2
-    log_derivative = 2.0 * torch.log(denominator) - torch.log(slope * slope * bracket)
+    log_derivative = _derivative(xi, bins, slope, curvature)[3]
     outputs = torch.where(inside, bins.x_left + xi * bins.width, inputs)
-    log_abs_det = torch.where(inside, log_derivative, torch.zeros_like(log_derivative))
+    log_abs_det = torch.where(inside, -log_derivative, torch.zeros_like(log_derivative))
     return outputs, log_abs_det
 
 
